@@ -1,0 +1,134 @@
+"""The `course` command: doctor, list, build, run and check."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+
+def _doctor(args: argparse.Namespace) -> int:
+    from .doctor import report
+
+    lines, warnings = report(check_network=not args.offline)
+    print("\n".join(lines))
+    for warning in warnings:
+        print(f"WARNING: {warning}")
+    return 1 if warnings else 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from .notebooks import lessons
+
+    rows = [(l.number, l.title, l.tiny_budget, l.full_budget) for l in lessons()]
+    width = max((len(r[1]) for r in rows), default=5)
+    print(f"{'#':<3} {'title':<{width}}  {'tiny (CPU)':<12} full (GPU)")
+    for number, title, tiny, full in rows:
+        print(f"{number:<3} {title:<{width}}  {tiny:<12} {full}")
+    return 0
+
+
+def _build(args: argparse.Namespace) -> int:
+    from .notebooks import build, course_root
+
+    changed = build(check_only=args.check)
+    root = course_root()
+    names = [str(p.relative_to(root)) if p.is_relative_to(root) else str(p) for p in changed]
+    if args.check:
+        if names:
+            print("out of date (run `course build`):\n  " + "\n  ".join(names))
+            return 1
+        print("lessons/ and solutions/ are in sync")
+        return 0
+    print(f"wrote {len(names)} file(s)" + ("".join(f"\n  {n}" for n in names)))
+    return 0
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .notebooks import find_notebooks
+    from .runner import execute
+
+    paths = find_notebooks(args.lessons)
+    out = Path(args.out) if args.out else None
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+    results = []
+    for path in paths:
+        tqdm.write(f"running {path.name} ({args.profile}) ...")
+        run = execute(path, profile=args.profile, timeout=args.timeout)
+        results.append(run)
+        if out:
+            import nbformat
+
+            nbformat.write(run.notebook, str(out / path.name))
+        status = "ok" if run.error is None else f"FAILED: {run.error}"
+        tqdm.write(f"  {run.seconds:6.1f} s  {status}")
+    print(f"\n{'notebook':<32} {'seconds':>8}  result")
+    for run in results:
+        print(f"{run.path.name:<32} {run.seconds:8.1f}  {'ok' if run.error is None else 'FAILED'}")
+    print(f"{'total':<32} {sum(r.seconds for r in results):8.1f}")
+    failed = [r for r in results if r.error]
+    for run in failed:
+        print(f"\n{run.path.name} failed: {run.error}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    from .grading import details, grade, table, write_report
+
+    paths: list[Path] = []
+    for item in args.paths:
+        p = Path(item)
+        paths += sorted(p.glob("*.ipynb")) if p.is_dir() else [p]
+    grades = []
+    for path in tqdm(paths, desc="grading", disable=len(paths) < 2):
+        grades.append(grade(path, timeout=args.timeout, profile=args.profile))
+    print(table(grades))
+    extra = details(grades)
+    if extra:
+        print("\n" + extra)
+    for target in args.report or []:
+        write_report(grades, Path(target))
+    return 0 if all(g.ok for g in grades) else 1
+
+
+def parser() -> argparse.ArgumentParser:
+    """The argument parser, exposed so tests can check the documented commands exist."""
+    p = argparse.ArgumentParser(prog="course", description="Run, build and grade the course.")
+    sub = p.add_subparsers(dest="command", required=True)
+    d = sub.add_parser("doctor", help="check this machine: packages, GPU, bitsandbytes, profile")
+    d.add_argument("--offline", action="store_true", help="skip the network check")
+    d.set_defaults(func=_doctor)
+    sub.add_parser("list", help="the lessons with titles and budgets").set_defaults(func=_list)
+    b = sub.add_parser("build", help="write lessons/ from solutions/")
+    b.add_argument("--check", action="store_true", help="only report drift; exit 1 if any")
+    b.set_defaults(func=_build)
+    r = sub.add_parser("run", help="execute lessons headless and print seconds per notebook")
+    r.add_argument("lessons", nargs="*", help="numbers, names or paths (default: all solutions)")
+    r.add_argument("--profile", choices=("tiny", "full"), default="tiny")
+    r.add_argument("--out", help="folder for the executed copies")
+    r.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell")
+    r.set_defaults(func=_run)
+    c = sub.add_parser("check", help="grade notebooks exercise by exercise")
+    c.add_argument("paths", nargs="+", help="notebooks or folders of notebooks")
+    c.add_argument("--report", action="append", metavar="FILE.csv|FILE.json",
+                   help="also write verdicts to this file (repeatable)")
+    c.add_argument("--profile", choices=("tiny", "full"), default="tiny")
+    c.add_argument("--timeout", type=int, default=300, help="seconds allowed per cell")
+    c.set_defaults(func=_check)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (FileNotFoundError, ValueError) as exc:
+        print(f"course {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,45 @@
+"""Pretrained vs from-scratch learning curves: lesson 01's measurement, also run by the tests."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from tqdm.auto import tqdm
+
+from .text_data import TextSplit
+from .text_models import freeze_word_embeddings, load_sequence_classifier
+from .training import accuracy, train_classifier
+
+
+@dataclass
+class CurvePoint:
+    """Accuracy of one initialisation after training on `per_class` labelled examples per class."""
+
+    init: str
+    per_class: int
+    examples: int
+    accuracy: float
+    seconds: float
+
+
+def pretrained_vs_scratch(source: str, tokenizer, train: TextSplit, test: TextSplit,
+                          sizes: tuple[int, ...] = (2, 8, 24), epochs: int = 2, min_steps: int = 15,
+                          batch_size: int = 8, lr: float = 2e-4, seed: int = 0,
+                          device: str = "cpu") -> list[CurvePoint]:
+    """Train the same architecture from pretrained and from random weights on growing subsets,
+    with an identical recipe (epochs, batch, learning rate, frozen embedding table); tiny sets
+    get at least `min_steps` steps so that neither side is judged before it moved."""
+    points = []
+    runs = [(n, init) for n in sizes for init in ("pretrained", "scratch")]
+    for n, init in tqdm(runs, desc="learning curve"):
+        subset = train.subset(n, seed=seed)
+        model = load_sequence_classifier(source, train.names, pretrained=init == "pretrained",
+                                         seed=seed)
+        freeze_word_embeddings(model)
+        steps = max(min_steps, math.ceil(epochs * len(subset) / batch_size))
+        history = train_classifier(model, tokenizer, subset, steps=steps, lr=lr,
+                                   batch_size=batch_size, seed=seed, device=device, progress=False)
+        points.append(CurvePoint(init, n, len(subset), accuracy(model, tokenizer, test, device),
+                                 history.seconds))
+    return points

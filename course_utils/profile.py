@@ -1,0 +1,109 @@
+"""Profiles, devices, precision, seeding and caches: the first thing every notebook resolves."""
+
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+PROFILES = ("tiny", "full")
+
+
+def cuda_available() -> bool:
+    """Whether a CUDA GPU is usable; split out so tests can pretend either way."""
+    return torch.cuda.is_available()
+
+
+def resolve_profile(requested: str | None = None) -> str:
+    """Pick `tiny` or `full`: explicit argument, then COURSE_PROFILE, then full on a CUDA GPU."""
+    value = requested or os.environ.get("COURSE_PROFILE") or ""
+    value = value.strip().lower()
+    if value:
+        if value not in PROFILES:
+            raise ValueError(f"unknown profile {value!r}: choose one of {', '.join(PROFILES)}")
+        return value
+    return "full" if cuda_available() else "tiny"
+
+
+def pick_device() -> torch.device:
+    """The fastest device present, cuda then mps then cpu, so notebooks never hard-code one."""
+    if cuda_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def mixed_precision(device: torch.device | str) -> str:
+    """`bf16`, `fp16` or `fp32`: bf16 needs compute capability >= 8.0; a T4 (7.5) gets fp16."""
+    device = torch.device(device)
+    if device.type != "cuda":
+        return "fp32"
+    major, _ = torch.cuda.get_device_capability(device)
+    return "bf16" if major >= 8 else "fp16"
+
+
+def torch_dtype(precision: str) -> torch.dtype:
+    """The torch dtype for a precision name from `mixed_precision`."""
+    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
+
+
+def seed_everything(seed: int = 0) -> int:
+    """Seed python, numpy and torch so a rerun of a notebook prints the same numbers."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    return seed
+
+
+def cache_dir(*parts: str) -> Path:
+    """Where the course keeps checkpoints it trains itself: COURSE_CACHE, else the user cache dir."""
+    root = os.environ.get("COURSE_CACHE")
+    if root:
+        base = Path(root).expanduser()
+    else:
+        from platformdirs import user_cache_dir
+
+        base = Path(user_cache_dir("finetune-course"))
+    path = base.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What a notebook runs on; printed as one line so nobody wonders which model or data ran."""
+
+    profile: str
+    device: torch.device
+    precision: str
+    seed: int
+    model: str
+    data: str
+    budget: str
+
+    def describe(self) -> str:
+        """The one-line summary every notebook prints in its first code cell."""
+        return (
+            f"profile={self.profile} | device={self.device.type} ({self.precision}) | "
+            f"model={self.model} | data={self.data} | expected time: {self.budget}"
+        )
+
+
+def setup(models: dict[str, str], data: dict[str, str], budgets: dict[str, str],
+          seed: int = 0, profile: str | None = None, quiet: bool = False) -> Setup:
+    """Resolve profile, device, precision and seed at the top of a lesson and print them."""
+    name = resolve_profile(profile)
+    device = pick_device() if name == "full" else torch.device("cpu")
+    result = Setup(name, device, mixed_precision(device), seed_everything(seed),
+                   models[name], data[name], budgets[name])
+    if not quiet:
+        print(result.describe())
+    return result
