@@ -35,3 +35,13 @@ def install_requirement() -> str:
 def setup_cell_source() -> str:
     """The source of cell 2 of every notebook."""
     return TEMPLATE.format(requirement=install_requirement())
+
+
+BADGE_PREFIX = "[![Open In Colab]"
+
+
+def badge(folder: str, filename: str) -> str:
+    """The markdown "Open in Colab" badge for a notebook of this repository."""
+    path = repository_url().removeprefix("https://github.com/")
+    return (f"{BADGE_PREFIX}(https://colab.research.google.com/assets/colab-badge.svg)]"
+            f"(https://colab.research.google.com/github/{path}/blob/main/{folder}/{filename})")

@@ -176,13 +176,20 @@ def dumps(nb: nbformat.NotebookNode) -> str:
     return nbformat.writes(nb, version=NB_VERSION) + "\n"
 
 
-def with_setup_cell(nb: nbformat.NotebookNode, path: Path) -> nbformat.NotebookNode:
-    """Cell 2 of every notebook is the Colab set-up cell, always rendered from one template."""
-    from .colab import setup_cell_source
+def with_rendered_cells(nb: nbformat.NotebookNode, path: Path,
+                        folder: str = "solutions") -> nbformat.NotebookNode:
+    """Render the parts that name the repository from one template: the Colab badge in cell 1
+    and the Colab set-up cell 2, so a changed URL or version reaches every notebook."""
+    from .colab import BADGE_PREFIX, badge, setup_cell_source
 
-    if len(nb.cells) < 3 or nb.cells[1].cell_type != "code":
-        raise ValueError(f"{path.name}: cell 2 must be the Colab set-up code cell")
+    if len(nb.cells) < 3 or nb.cells[0].cell_type != "markdown" or nb.cells[1].cell_type != "code":
+        raise ValueError(f"{path.name}: cell 1 must be the title (markdown) and cell 2 the Colab "
+                         "set-up (code)")
+    if BADGE_PREFIX not in nb.cells[0].source:
+        raise ValueError(f"{path.name}: cell 1 has no line starting with {BADGE_PREFIX!r}")
     nb = copy.deepcopy(nb)
+    nb.cells[0].source = "\n".join(badge(folder, path.name) if line.startswith(BADGE_PREFIX)
+                                   else line for line in nb.cells[0].source.splitlines())
     nb.cells[1].source = setup_cell_source()
     return nb
 
@@ -192,10 +199,11 @@ def build(root: Path | None = None, check_only: bool = False) -> list[Path]:
     root = root or course_root()
     changed: list[Path] = []
     for src in sorted((root / "solutions").glob("[0-9][0-9]_*.ipynb")):
-        solution = with_setup_cell(read(src), src)
+        solution = read(src)
         info = lesson_info(src, solution)
-        targets = {src: dumps(clean(solution)),
-                   root / "lessons" / src.name: dumps(to_lesson(solution, info.number))}
+        lesson = to_lesson(with_rendered_cells(solution, src, "lessons"), info.number)
+        targets = {src: dumps(clean(with_rendered_cells(solution, src))),
+                   root / "lessons" / src.name: dumps(lesson)}
         for path, text in targets.items():
             if not path.exists() or path.read_text(encoding="utf-8") != text:
                 changed.append(path)

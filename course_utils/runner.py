@@ -12,6 +12,7 @@ from typing import Iterator
 
 import nbformat
 from nbclient import NotebookClient
+from traitlets.config import Config
 from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
 from .notebooks import read
@@ -63,7 +64,11 @@ def execute(path: Path, profile: str = "tiny", timeout: int = 600, allow_errors:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="course-run-")))
         stack.enter_context(environment(COURSE_PROFILE=profile, PYTHONWARNINGS="ignore",
                                         TOKENIZERS_PARALLELISM="false"))
-        client = NotebookClient(nb, timeout=timeout, kernel_name="python3",
+        # IPC sockets instead of TCP: the kernel is local, and it then has no reason to warn
+        # about unencrypted TCP on every start.
+        config = Config({"KernelManager": {"transport": "ipc",
+                                           "connection_file": str(workdir / "kernel.json")}})
+        client = NotebookClient(nb, timeout=timeout, kernel_name="python3", config=config,
                                 allow_errors=allow_errors,
                                 resources={"metadata": {"path": str(workdir)}})
         start = time.perf_counter()
