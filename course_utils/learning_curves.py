@@ -43,3 +43,38 @@ def pretrained_vs_scratch(source: str, tokenizer, train: TextSplit, test: TextSp
         points.append(CurvePoint(init, n, len(subset), accuracy(model, tokenizer, test, device),
                                  history.seconds))
     return points
+
+
+def majority_baseline(labels: list[int]) -> float:
+    """Accuracy of always predicting the most frequent label: the floor any model must clear."""
+    from collections import Counter
+
+    return max(Counter(labels).values()) / len(labels)
+
+
+def gains(points: list[CurvePoint]) -> dict[int, float]:
+    """Pretrained minus scratch accuracy at each training-set size."""
+    acc = {(p.init, p.per_class): p.accuracy for p in points}
+    sizes = sorted({p.per_class for p in points})
+    return {n: acc[("pretrained", n)] - acc[("scratch", n)] for n in sizes}
+
+
+def plot_learning_curves(points: list[CurvePoint], baseline: float | None = None,
+                         title: str = "Pretrained vs from scratch"):
+    """Accuracy against labelled examples per class, one line per initialisation."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.6))
+    for init, style in (("pretrained", "o-"), ("scratch", "s--")):
+        pts = sorted((p for p in points if p.init == init), key=lambda p: p.per_class)
+        ax.plot([p.per_class for p in pts], [p.accuracy for p in pts], style, label=init)
+    if baseline is not None:
+        ax.axhline(baseline, color="grey", lw=1, ls=":", label="majority baseline")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("labelled examples per class")
+    ax.set_ylabel("test accuracy")
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    return fig

@@ -94,3 +94,31 @@ def intent_splits(test_per_class: int = 30, intents: tuple[str, ...] = DEFAULT_I
             split.texts += chunk
             split.labels += [label] * len(chunk)
     return train, test
+
+
+def imdb_splits(train_per_class: int = 2500, test_per_class: int = 500,
+                seed: int = 0) -> tuple[TextSplit, TextSplit]:
+    """IMDB movie reviews from the hub (full profile): balanced samples of the train/test splits."""
+    from datasets import load_dataset
+
+    data = load_dataset("stanfordnlp/imdb")
+    splits = []
+    for name, per_class in (("train", train_per_class), ("test", test_per_class)):
+        part = data[name].shuffle(seed=seed)
+        texts, labels = [], []
+        for label in (0, 1):
+            chosen = part.filter(lambda row, lab=label: row["label"] == lab).select(range(per_class))
+            texts += chosen["text"]
+            labels += [label] * per_class
+        splits.append(TextSplit(texts, labels, ["negative", "positive"]))
+    return splits[0], splits[1]
+
+
+def classification_data(profile: str) -> tuple[TextSplit, TextSplit, str]:
+    """The text-classification task of a profile: (train pool, test set, description)."""
+    if profile == "tiny":
+        train, test = intent_splits(test_per_class=20)
+        return train, test, ("chatterbot-corpus intents (deduplicated): "
+                             f"{len(train)} train / {len(test)} test, {len(train.names)} classes")
+    train, test = imdb_splits()
+    return train, test, f"IMDB reviews: {len(train)} train / {len(test)} test, 2 classes"

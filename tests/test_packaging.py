@@ -1,0 +1,53 @@
+"""README, .ci/run, environment.yml and pyproject.toml describe one and the same set-up."""
+
+import re
+import tomllib
+from pathlib import Path
+
+import yaml
+
+from course_utils import __version__, notebooks
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _quick_start() -> list[str]:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Quick start", 1)[1]
+    block = re.search(r"```bash\n(.*?)```", section, re.S).group(1)
+    return [line for line in block.splitlines() if line.strip()]
+
+
+def test_quick_start_is_two_commands_install_and_test():
+    install, test = _quick_start()
+    assert 'pip install -e ".[dev]"' in install and install.rstrip().endswith("course run")
+    assert test == "python -m pytest"
+
+
+def test_ci_runs_the_readme_test_command_after_the_same_install():
+    ci = (ROOT / ".ci" / "run").read_text().splitlines()
+    _, test = _quick_start()
+    assert test in ci
+    assert any('pip install' in line and '-e ".[dev]"' in line for line in ci)
+    assert ci.index(test) == max(i for i, line in enumerate(ci) if line.strip() and not line.startswith("#"))
+
+
+def test_environment_yml_matches_pyproject():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    env = yaml.safe_load((ROOT / "environment.yml").read_text())
+    python = next(d for d in env["dependencies"] if isinstance(d, str) and d.startswith("python="))
+    minimum = project["requires-python"].removeprefix(">=")
+    assert tuple(map(int, python.split("=")[1].split("."))) >= tuple(map(int, minimum.split(".")))
+    pip = next(d["pip"] for d in env["dependencies"] if isinstance(d, dict))
+    assert pip == ['-e ".[dev]"']
+
+
+def test_version_is_declared_once():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["version"] == __version__
+
+
+def test_readme_lesson_map_lists_every_lesson():
+    text = (ROOT / "README.md").read_text()
+    for lesson in notebooks.lessons(ROOT):
+        assert re.search(rf"^\| {lesson.number} \|", text, re.M), f"lesson {lesson.number} missing"

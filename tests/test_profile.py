@@ -1,0 +1,65 @@
+import torch
+import pytest
+
+from course_utils import profile
+
+
+def test_explicit_and_env_profile(monkeypatch):
+    monkeypatch.setenv("COURSE_PROFILE", "full")
+    assert profile.resolve_profile() == "full"
+    assert profile.resolve_profile("tiny") == "tiny"
+    monkeypatch.setenv("COURSE_PROFILE", " TINY ")
+    assert profile.resolve_profile() == "tiny"
+
+
+def test_unknown_profile_is_an_error(monkeypatch):
+    monkeypatch.setenv("COURSE_PROFILE", "huge")
+    with pytest.raises(ValueError, match="huge"):
+        profile.resolve_profile()
+
+
+@pytest.mark.parametrize("gpu, expected", [(True, "full"), (False, "tiny")])
+def test_default_profile_follows_the_gpu(monkeypatch, gpu, expected):
+    monkeypatch.delenv("COURSE_PROFILE", raising=False)
+    monkeypatch.setattr(profile, "cuda_available", lambda: gpu)
+    assert profile.resolve_profile() == expected
+
+
+@pytest.mark.parametrize("capability, expected", [((7, 5), "fp16"), ((8, 0), "bf16"), ((9, 0), "bf16"),
+                                                  ((6, 1), "fp16")])
+def test_precision_on_gpus(monkeypatch, capability, expected):
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    assert profile.mixed_precision(torch.device("cuda")) == expected
+
+
+def test_precision_on_cpu_is_fp32():
+    assert profile.mixed_precision("cpu") == "fp32"
+    assert profile.torch_dtype("fp16") is torch.float16
+
+
+def test_seeding_makes_runs_repeat():
+    import random
+
+    import numpy as np
+
+    profile.seed_everything(3)
+    first = (random.random(), np.random.rand(), torch.rand(1).item())
+    profile.seed_everything(3)
+    assert (random.random(), np.random.rand(), torch.rand(1).item()) == first
+
+
+def test_cache_dir_respects_course_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("COURSE_CACHE", str(tmp_path))
+    path = profile.cache_dir("models", "x")
+    assert path == tmp_path / "models" / "x" and path.is_dir()
+
+
+def test_setup_prints_one_line_with_everything(capsys, monkeypatch):
+    monkeypatch.setenv("COURSE_PROFILE", "tiny")
+    cfg = profile.setup(models={"tiny": "m-tiny", "full": "m-full"}, data={"tiny": "d", "full": "D"},
+                        budgets={"tiny": "5 s", "full": "1 min"}, seed=1)
+    out = capsys.readouterr().out.strip()
+    assert out.count("\n") == 0
+    for part in ("profile=tiny", "device=cpu", "fp32", "model=m-tiny", "data=d", "5 s"):
+        assert part in out
+    assert cfg.profile == "tiny" and cfg.seed == 1
