@@ -47,28 +47,29 @@ def _build(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import nbformat
+
     from .notebooks import find_notebooks
     from .runner import execute
 
+    from .profile import cache_dir
+
     paths = find_notebooks(args.lessons)
-    out = Path(args.out) if args.out else None
-    if out:
-        out.mkdir(parents=True, exist_ok=True)
+    out = Path(args.out) if args.out else cache_dir("executed")
+    out.mkdir(parents=True, exist_ok=True)
     results = []
     for path in paths:
         tqdm.write(f"running {path.name} ({args.profile}) ...")
         run = execute(path, profile=args.profile, timeout=args.timeout)
         results.append(run)
-        if out:
-            import nbformat
-
-            nbformat.write(run.notebook, str(out / path.name))
+        nbformat.write(run.notebook, str(out / path.name))
         status = "ok" if run.error is None else f"FAILED: {run.error}"
         tqdm.write(f"  {run.seconds:6.1f} s  {status}")
     print(f"\n{'notebook':<32} {'seconds':>8}  result")
     for run in results:
         print(f"{run.path.name:<32} {run.seconds:8.1f}  {'ok' if run.error is None else 'FAILED'}")
     print(f"{'total':<32} {sum(r.seconds for r in results):8.1f}")
+    print(f"executed copies: {out}")
     failed = [r for r in results if r.error]
     for run in failed:
         print(f"\n{run.path.name} failed: {run.error}", file=sys.stderr)
@@ -108,15 +109,15 @@ def parser() -> argparse.ArgumentParser:
     r = sub.add_parser("run", help="execute lessons headless and print seconds per notebook")
     r.add_argument("lessons", nargs="*", help="numbers, names or paths (default: all solutions)")
     r.add_argument("--profile", choices=("tiny", "full"), default="tiny")
-    r.add_argument("--out", help="folder for the executed copies")
-    r.add_argument("--timeout", type=int, default=600, help="seconds allowed per cell")
+    r.add_argument("--out", help="folder for the executed copies (default: the course cache)")
+    r.add_argument("--timeout", type=int, default=600, help="seconds allowed per notebook")
     r.set_defaults(func=_run)
     c = sub.add_parser("check", help="grade notebooks exercise by exercise")
     c.add_argument("paths", nargs="+", help="notebooks or folders of notebooks")
     c.add_argument("--report", action="append", metavar="FILE.csv|FILE.json",
                    help="also write verdicts to this file (repeatable)")
     c.add_argument("--profile", choices=("tiny", "full"), default="tiny")
-    c.add_argument("--timeout", type=int, default=300, help="seconds allowed per cell")
+    c.add_argument("--timeout", type=int, default=300, help="seconds allowed per notebook")
     c.set_defaults(func=_check)
     return p
 

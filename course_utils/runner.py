@@ -57,7 +57,7 @@ def _short_error(exc: BaseException) -> str:
 def execute(path: Path, profile: str = "tiny", timeout: int = 600, allow_errors: bool = False,
             workdir: Path | None = None) -> Execution:
     """Run a notebook top to bottom in a fresh kernel, in a scratch working directory so the
-    notebook cannot litter the repository; `timeout` bounds each cell in seconds."""
+    notebook cannot litter the repository; `timeout` bounds the whole notebook in seconds."""
     nb = read(path)
     with contextlib.ExitStack() as stack:
         if workdir is None:
@@ -68,10 +68,13 @@ def execute(path: Path, profile: str = "tiny", timeout: int = 600, allow_errors:
         # about unencrypted TCP on every start.
         config = Config({"KernelManager": {"transport": "ipc",
                                            "connection_file": str(workdir / "kernel.json")}})
-        client = NotebookClient(nb, timeout=timeout, kernel_name="python3", config=config,
+        start = time.perf_counter()
+        deadline = start + timeout
+        # each cell may use what is left of the notebook's budget, so the budget is per notebook
+        client = NotebookClient(nb, kernel_name="python3", config=config,
+                                timeout_func=lambda cell: max(1, int(deadline - time.perf_counter())),
                                 allow_errors=allow_errors,
                                 resources={"metadata": {"path": str(workdir)}})
-        start = time.perf_counter()
         error = None
         try:
             client.execute()

@@ -55,3 +55,16 @@ def test_doctor_warns_about_missing_and_old_packages(monkeypatch):
 def test_doctor_is_clean_here(capsys):
     assert main(["doctor", "--offline"]) == 0
     assert "profile" in capsys.readouterr().out
+
+
+def test_run_stops_a_notebook_at_its_time_budget(tmp_path, capsys):
+    import time
+
+    nb = new_notebook(cells=[new_code_cell("import time"), new_code_cell("time.sleep(2)"),
+                             new_code_cell("time.sleep(60)")])
+    path = tmp_path / "08_slow.ipynb"
+    nbformat.write(nb, str(path))
+    start = time.perf_counter()
+    assert main(["run", str(path), "--timeout", "6", "--out", str(tmp_path)]) == 1
+    assert time.perf_counter() - start < 40
+    assert "Timeout" in capsys.readouterr().err
