@@ -71,6 +71,9 @@ def plot_learning_curves(points: list[CurvePoint], baseline: float | None = None
     if baseline is not None:
         ax.axhline(baseline, color="grey", lw=1, ls=":", label="majority baseline")
     ax.set_xscale("log", base=2)
+    sizes = sorted({p.per_class for p in points})
+    ax.set_xticks(sizes, [str(n) for n in sizes])
+    ax.minorticks_off()
     ax.set_xlabel("labelled examples per class")
     ax.set_ylabel("test accuracy")
     ax.set_ylim(0, 1)
