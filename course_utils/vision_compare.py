@@ -31,11 +31,13 @@ class Recipe:
     stages: tuple[int, ...] = (0, 1, 2, 99)  # blocks unfrozen at each stage (99: all)
     hidden: int | None = None
     precision: str = "fp32"
+    eval_every: int = 1       # test-set passes are costly on ResNet50: evaluate less often
 
 
 TINY_RECIPE = Recipe()
 FULL_RECIPE = Recipe(epochs=3, min_steps=60, batch_size=64, head_lr=1e-3, body_lr=1e-4,
-                     decay=0.5, stages=(0, 1, 2, 99), hidden=256, precision="fp16")
+                     decay=0.5, stages=(0, 1, 2, 99), hidden=256, precision="fp16",
+                     eval_every=10)
 
 
 @dataclass
@@ -67,7 +69,7 @@ def gradual_unfreezing(model: nn.Module, train: ImageSplit, test: ImageSplit, re
         label = "head only" if n == 0 else f"+{','.join(opened)}" if len(opened) <= 2 else "all"
         fit(model, train, test, per_stage, lr, decay=recipe.decay, batch_size=recipe.batch_size,
             seed=seed, device=device, history=history, stage=label, progress=progress,
-            precision=recipe.precision)
+            precision=recipe.precision, eval_every=recipe.eval_every)
     return history
 
 
@@ -82,7 +84,7 @@ def run_method(method: str, make_model: Callable[[bool], nn.Module], train: Imag
     replace_head(model, len(train.names), hidden=recipe.hidden, seed=seed)
     epochs = epochs_for(len(train), recipe.batch_size, recipe.epochs, recipe.min_steps)
     common = dict(batch_size=recipe.batch_size, seed=seed, device=device, progress=progress,
-                  precision=recipe.precision)
+                  precision=recipe.precision, eval_every=recipe.eval_every)
     if method == "feature extraction":
         freeze_backbone(model)
         return model, fit(model, train, test, epochs, recipe.head_lr, stage=method, **common)

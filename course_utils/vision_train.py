@@ -108,10 +108,12 @@ def evaluate(model: nn.Module, split: ImageSplit, device: torch.device | str = "
 def fit(model: nn.Module, train: ImageSplit, test: ImageSplit, epochs: int, lr: float,
         decay: float = 1.0, batch_size: int = 32, weight_decay: float = 1e-4, seed: int = 0,
         device: torch.device | str = "cpu", history: History | None = None, stage: str = "train",
-        progress: bool = True, shift: int = 0, precision: str = "fp32") -> History:
+        progress: bool = True, shift: int = 0, precision: str = "fp32",
+        eval_every: int = 1) -> History:
     """Train whatever is currently trainable (AdamW, parameter groups from `param_groups` so
     `decay` < 1 gives earlier blocks smaller learning rates), evaluating on `test` after every
-    epoch. Appends to `history` so staged recipes produce one continuous record."""
+    epoch (every `eval_every` epochs and the last, when a test pass is expensive; NaN in
+    between). Appends to `history` so staged recipes produce one continuous record."""
     device = torch.device(device)
     history = history if history is not None else History()
     groups = param_groups(model, lr, decay)
@@ -125,7 +127,7 @@ def fit(model: nn.Module, train: ImageSplit, test: ImageSplit, epochs: int, lr: 
     model.to(device)
     with _few_threads(device, count_parameters(model).total):
         _epochs(model, train, test, epochs, optimizer, scaler, use_amp, amp_dtype, batch_size,
-                seed, device, history, stage, progress, shift, trainable)
+                seed, device, history, stage, progress, shift, trainable, eval_every)
     return history
 
 
@@ -143,7 +145,7 @@ def _few_threads(device: torch.device, n_params: int) -> Iterator[None]:
 
 
 def _epochs(model, train, test, epochs, optimizer, scaler, use_amp, amp_dtype, batch_size, seed,
-            device, history, stage, progress, shift, trainable) -> None:
+            device, history, stage, progress, shift, trainable, eval_every=1) -> None:
     rng = random.Random(seed)
     loss_fn = nn.CrossEntropyLoss()
     bar = tqdm(range(epochs), desc=stage, disable=not progress, leave=False)
@@ -161,7 +163,8 @@ def _epochs(model, train, test, epochs, optimizer, scaler, use_amp, amp_dtype, b
             scaler.update()
             losses.append(loss.item())
         seconds = time.perf_counter() - start
-        accuracy = evaluate(model, test, device)
+        last = epoch == epochs - 1 or (epoch + 1) % max(1, eval_every) == 0
+        accuracy = evaluate(model, test, device) if last else float("nan")
         history.epochs.append(EpochLog(stage, len(history.epochs) + 1, float(np.mean(losses)),
                                        accuracy, seconds, trainable))
         bar.set_postfix(loss=f"{np.mean(losses):.3f}", acc=f"{accuracy:.3f}")
