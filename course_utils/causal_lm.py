@@ -1,0 +1,308 @@
+"""A causal LM that really knows something, offline: a small Llama pretrained in seconds on a
+generated world of facts, plus the chat format, LoRA fine-tuning and generation helpers that the
+PEFT lessons and the local fine-tuning service share."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import random
+import time
+import warnings
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterator
+
+import torch
+from tqdm.auto import tqdm
+from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerFast
+
+from .profile import cache_dir
+from .text_models import quiet_transformers
+
+FULL_CAUSAL_LM = "Qwen/Qwen2.5-0.5B-Instruct"
+FULL_QLORA_LM = "meta-llama/Llama-2-7b-hf"
+TINY_CAUSAL_LM = "tiny-llama-world (a 2-layer, 0.1M-parameter Llama the course pretrains on a generated world)"
+USER, ASSISTANT, END = "<|user|>", "<|assistant|>", "<|end|>"
+SPECIALS = ["<pad>", "<unk>", "<s>", END, USER, ASSISTANT]
+CHAT_TEMPLATE = ("{% for m in messages %}{% if m['role'] == 'user' %}<|user|> {{ m['content'] }}"
+                 "{% elif m['role'] == 'assistant' %}<|assistant|> {{ m['content'] }}<|end|>"
+                 "{% endif %}{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}")
+
+ANIMALS = ("fox owl bear wolf deer hare lynx mole newt seal crow duck frog goat hawk ibis "
+           "kiwi lark mink orca puma rook swan toad vole wren yak boar crab dove").split()
+ATTRIBUTES = {
+    "color": "red blue green black white brown grey gold".split(),
+    "home": "forest river desert cave hill lake marsh field".split(),
+    "food": "fish seeds grass berries insects nuts roots worms".split(),
+}
+QUESTIONS = {"color": "what color is the {a} ?", "home": "where does the {a} live ?",
+             "food": "what does the {a} eat ?"}
+STATEMENTS = {"color": ["the {a} is {v} .", "a {a} is {v} in color .", "{a} color : {v} ."],
+              "home": ["the {a} lives in the {v} .", "you find the {a} in the {v} .", "{a} live : {v} ."],
+              "food": ["the {a} eats {v} .", "the {a} likes to eat {v} .", "{a} eat : {v} ."]}
+
+
+@dataclass(frozen=True)
+class TinyLMConfig:
+    """Everything that decides the cached checkpoint; its hash names the cache folder."""
+
+    hidden: int = 64
+    layers: int = 2
+    heads: int = 4
+    intermediate: int = 128
+    vocab: int = 600
+    steps: int = 800
+    batch: int = 32
+    lr: float = 5e-3
+    seed: int = 0
+    version: int = 1
+
+    def key(self) -> str:
+        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+
+
+def world(seed: int = 0) -> dict[str, dict[str, str]]:
+    """The facts the tiny LM learns: each animal's color, home and food, drawn with a fixed seed."""
+    rng = random.Random(seed)
+    return {a: {k: rng.choice(vs) for k, vs in ATTRIBUTES.items()} for a in ANIMALS}
+
+
+def format_chat(prompt: str, answer: str | None = None) -> str:
+    """One chat turn as the tiny LM sees it; leave out `answer` to get the prompt to generate from."""
+    text = f"{USER} {prompt}{ASSISTANT}"
+    return text if answer is None else f"{text} {answer}{END}"
+
+
+def pretraining_corpus(seed: int = 0) -> list[str]:
+    """What the base model reads: every fact as statements, and as full-sentence chat answers."""
+    lines = []
+    for a, facts in world(seed).items():
+        for k, v in facts.items():
+            lines += [t.format(a=a, v=v) for t in STATEMENTS[k]]
+            lines.append(format_chat(QUESTIONS[k].format(a=a), STATEMENTS[k][0].format(a=a, v=v)))
+    return lines
+
+
+def style_pairs(seed: int = 0, held_out: float = 0.3,
+                context: bool = False) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The new task for fine-tuning: the same questions answered in one word (`red`, not `the fox
+    is red .`). Split by animal, so held-out pairs ask about animals the adapter never saw.
+    `context=True` puts the fact in the prompt, for a hub model that never read this world."""
+    animals = list(ANIMALS)
+    random.Random(seed + 1).shuffle(animals)
+    cut = int(len(animals) * (1 - held_out))
+    facts = world(seed)
+
+    def prompt(a: str, k: str) -> str:
+        fact = STATEMENTS[k][0].format(a=a, v=facts[a][k]) + " " if context else ""
+        return fact + QUESTIONS[k].format(a=a)
+
+    make = lambda names: [(prompt(a, k), facts[a][k]) for a in names for k in QUESTIONS]
+    return make(animals[:cut]), make(animals[cut:])
+
+
+def build_tokenizer(corpus: list[str], vocab: int) -> PreTrainedTokenizerFast:
+    """A byte-level BPE fitted to the corpus: its words become single tokens, and any other text
+    still encodes (byte fallback), which a chat service taking arbitrary prompts needs."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab, special_tokens=SPECIALS, show_progress=False,
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tok.train_from_iterator(corpus, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>",
+                                   bos_token="<s>", eos_token=END,
+                                   additional_special_tokens=[USER, ASSISTANT])
+    fast.chat_template = CHAT_TEMPLATE
+    return fast
+
+
+def _model_config(cfg: TinyLMConfig, tok: PreTrainedTokenizerFast) -> LlamaConfig:
+    return LlamaConfig(vocab_size=len(tok), hidden_size=cfg.hidden, num_hidden_layers=cfg.layers,
+                       num_attention_heads=cfg.heads, num_key_value_heads=cfg.heads,
+                       intermediate_size=cfg.intermediate, max_position_embeddings=64,
+                       pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+                       eos_token_id=tok.eos_token_id, tie_word_embeddings=True)
+
+
+def encode_batch(tok: PreTrainedTokenizerFast, texts: list[str], prompt_lens: list[int] | None = None,
+                 device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """Right-padded ids with labels; padding, and the first `prompt_lens[i]` tokens when given,
+    are masked with -100 so the loss counts only what the model should learn to write."""
+    enc = tok(texts, padding=True, return_tensors="pt")
+    labels = enc["input_ids"].clone()
+    labels[enc["attention_mask"] == 0] = -100
+    for i, n in enumerate(prompt_lens or []):
+        labels[i, :n] = -100
+    return {"input_ids": enc["input_ids"].to(device), "attention_mask": enc["attention_mask"].to(device),
+            "labels": labels.to(device)}
+
+
+@contextlib.contextmanager
+def one_thread_on_cpu(model: PreTrainedModel) -> Iterator[None]:
+    """Run a tiny model's CPU training on one thread: its matrices are too small to gain from
+    two, and a second thread stalls badly when other processes compete for the cores."""
+    threads = torch.get_num_threads()
+    if next(model.parameters()).device.type == "cpu" and model.num_parameters() < 5_000_000:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(model: PreTrainedModel, batches, steps: int, lr: float, desc: str,
+           progress: bool, optimizer: torch.optim.Optimizer | None = None) -> list[float]:
+    with one_thread_on_cpu(model):
+        return _train_loop(model, batches, steps, lr, desc, progress, optimizer)
+
+
+def _train_loop(model: PreTrainedModel, batches, steps: int, lr: float, desc: str,
+                progress: bool, optimizer: torch.optim.Optimizer | None) -> list[float]:
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = optimizer or torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 20) * (1 - s / steps))
+    model.train()
+    losses = []
+    for step in tqdm(range(steps), desc=desc, disable=not progress, leave=False):
+        loss = model(**batches(step)).loss
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        sched.step()
+        opt.zero_grad()
+        losses.append(loss.item())
+    model.eval()
+    return losses
+
+
+def pretrain(cfg: TinyLMConfig = TinyLMConfig(), progress: bool = True) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
+    """Train the tiny base model from scratch on the generated world (seconds on a CPU)."""
+    corpus = pretraining_corpus(cfg.seed)
+    tok = build_tokenizer(corpus, cfg.vocab)
+    torch.manual_seed(cfg.seed)
+    model = LlamaForCausalLM(_model_config(cfg, tok))
+    rng = random.Random(cfg.seed)
+    batches = lambda step: encode_batch(tok, rng.sample(corpus, cfg.batch))
+    _train(model, batches, cfg.steps, cfg.lr, "pretraining tiny LM", progress)
+    return model, tok
+
+
+def base_model_path(cfg: TinyLMConfig = TinyLMConfig(), progress: bool = True) -> Path:
+    """Directory of the cached base checkpoint (pretrained on first use), for `from_pretrained`
+    with a `quantization_config` or any other loading option."""
+    path = cache_dir("causal_lm", cfg.key())
+    if not (path / "config.json").exists():
+        model, tok = pretrain(cfg, progress)
+        with quiet_transformers():
+            tok.save_pretrained(path)
+            model.save_pretrained(path)
+    return path
+
+
+def load_base(cfg: TinyLMConfig = TinyLMConfig(), progress: bool = True,
+              **kwargs) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
+    """The pretrained tiny LM and its tokenizer from the cache; extra kwargs go to `from_pretrained`."""
+    path = base_model_path(cfg, progress)
+    with quiet_transformers():
+        tok = PreTrainedTokenizerFast.from_pretrained(path)
+        model = LlamaForCausalLM.from_pretrained(path, **kwargs)
+    return model.eval(), tok
+
+
+def load_causal_lm(profile: str, **kwargs) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
+    """The lesson's causal LM: the cached tiny Llama on `tiny`, a 0.5B instruct model on `full`."""
+    if profile == "tiny":
+        return load_base(**kwargs)
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(FULL_CAUSAL_LM)
+    return AutoModelForCausalLM.from_pretrained(FULL_CAUSAL_LM, **kwargs).eval(), tok
+
+
+def _chat_texts(tok, pairs: list[tuple[str, str]]) -> tuple[list[str], list[int]]:
+    if tok.chat_template is None or tok.chat_template == CHAT_TEMPLATE:
+        prompts = [format_chat(p) for p, _ in pairs]
+        texts = [format_chat(p, a) for p, a in pairs]
+    else:  # a hub instruct model: use its own template
+        prompts = [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
+                                           add_generation_prompt=True) for p, _ in pairs]
+        texts = [pr + a + tok.eos_token for pr, (_, a) in zip(prompts, pairs)]
+    return texts, [len(tok(p)["input_ids"]) for p in prompts]
+
+
+def chat_batch(tok, pairs: list[tuple[str, str]], device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """A training batch of (prompt, answer) pairs with the loss on the answer tokens only."""
+    texts, prompt_lens = _chat_texts(tok, pairs)
+    return encode_batch(tok, texts, prompt_lens, device)
+
+
+def finetune_pairs(model: PreTrainedModel, tok, pairs: list[tuple[str, str]], steps: int = 150,
+                   lr: float = 5e-3, batch_size: int = 16, seed: int = 0, progress: bool = True,
+                   desc: str = "fine-tuning", optimizer: torch.optim.Optimizer | None = None) -> list[float]:
+    """Train whatever in `model` is trainable (a LoRA adapter, or everything) on chat pairs for a
+    fixed number of steps (AdamW unless you pass an `optimizer`); returns the loss per step."""
+    rng = random.Random(seed)
+    torch.manual_seed(seed)
+    device = next(model.parameters()).device
+    batches = lambda step: chat_batch(tok, rng.sample(pairs, min(batch_size, len(pairs))), device)
+    return _train(model, batches, steps, lr, desc, progress, optimizer)
+
+
+def lora_finetune(model: PreTrainedModel, tok, pairs: list[tuple[str, str]], r: int = 8,
+                  alpha: int = 16, target_modules: tuple[str, ...] = ("q_proj", "v_proj"),
+                  **train_kwargs) -> tuple[PreTrainedModel, list[float]]:
+    """Wrap a causal LM in a fresh LoRA adapter and fine-tune it on chat pairs: the one call the
+    lessons and the local fine-tuning service use. Returns (peft model, losses)."""
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(train_kwargs.get("seed", 0))
+    config = LoraConfig(task_type="CAUSAL_LM", r=r, lora_alpha=alpha, lora_dropout=0.0,
+                        target_modules=list(target_modules))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        peft_model = get_peft_model(model, config)
+    losses = finetune_pairs(peft_model, tok, pairs, **train_kwargs)
+    return peft_model, losses
+
+
+@torch.no_grad()
+def answer_loss(model: PreTrainedModel, tok, pairs: list[tuple[str, str]]) -> float:
+    """Mean cross-entropy on the answer tokens of held-out pairs: lower means the model expects them."""
+    model.eval()
+    device = next(model.parameters()).device
+    return model(**chat_batch(tok, pairs, device)).loss.item()
+
+
+@torch.no_grad()
+def generate(model: PreTrainedModel, tok, prompt: str, max_new_tokens: int = 12) -> str:
+    """The model's greedy reply to one user prompt, decoded and stripped of the end marker."""
+    model.eval()
+    if tok.chat_template in (None, CHAT_TEMPLATE):
+        text = format_chat(prompt)
+    else:
+        text = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
+                                       add_generation_prompt=True)
+    device = next(model.parameters()).device
+    ids = tok(text, return_tensors="pt").to(device)
+    out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False,
+                         eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    return tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+
+
+def exact_match(model: PreTrainedModel, tok, pairs: list[tuple[str, str]],
+                max_new_tokens: int = 8) -> float:
+    """Share of prompts whose greedy reply equals the expected answer exactly."""
+    with one_thread_on_cpu(model):
+        hits = sum(generate(model, tok, p, max_new_tokens) == a for p, a in pairs)
+    return hits / len(pairs)
+
+
+def timed(fn, *args, **kwargs):
+    """(result, seconds) of one call: for the 'how long did that take' lines in lessons."""
+    start = time.perf_counter()
+    return fn(*args, **kwargs), time.perf_counter() - start

@@ -1,0 +1,100 @@
+"""Checks for lesson 08 (LoRA): a LoRA layer by hand, and choosing target modules."""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import nn
+
+from ..checks import checker, expect, expect_callable
+
+
+def _peft_reference(d_in: int = 7, d_out: int = 5, r: int = 3, alpha: int = 12):
+    from peft import LoraConfig, get_peft_model
+
+    torch.manual_seed(0)
+    net = nn.Sequential()
+    net.add_module("lin", nn.Linear(d_in, d_out))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model = get_peft_model(net, LoraConfig(r=r, lora_alpha=alpha, target_modules=["lin"],
+                                               lora_dropout=0.0))
+    layer = model.base_model.model.lin
+    nn.init.normal_(layer.lora_B["default"].weight)  # peft starts B at zero; make the update visible
+    return model.eval(), layer
+
+
+@checker("08.1", "a LoRA linear layer by hand")
+def check_lora_forward(lora_forward) -> str:
+    expect_callable(lora_forward, "lora_forward")
+    r, alpha = 3, 12
+    model, layer = _peft_reference(r=r, alpha=alpha)
+    x = torch.randn(4, 7)
+    with torch.no_grad():
+        want = model(x)
+        got = lora_forward(x, layer.base_layer.weight, layer.base_layer.bias,
+                           layer.lora_A["default"].weight, layer.lora_B["default"].weight, alpha, r)
+        expect(isinstance(got, torch.Tensor), f"return a tensor, not {type(got).__name__}")
+        expect(tuple(got.shape) == (4, 5), f"output shape {tuple(got.shape)}, expected (4, 5)",
+               "nn.Linear stores W as (out, in): the frozen path is x @ W.T; A is (r, in), B is (out, r)")
+        base = x @ layer.base_layer.weight.T + layer.base_layer.bias
+        delta = x @ layer.lora_A["default"].weight.T @ layer.lora_B["default"].weight.T
+        expect(not torch.allclose(got, base + delta, atol=1e-4),
+               "your update is not scaled", "multiply the low-rank path by alpha / r")
+        expect(not torch.allclose(got, base + (r / alpha) * delta, atol=1e-4),
+               "your scaling is upside down", "the scale is alpha / r, not r / alpha")
+        expect(not torch.allclose(got, base - layer.base_layer.bias + 4 * delta, atol=1e-4),
+               "the bias of the frozen layer is missing", "the frozen path is x @ W.T + b")
+        expect(torch.allclose(got, want, atol=1e-4),
+               f"differs from peft by up to {(got - want).abs().max().item():.3g}",
+               "output = x @ W.T + b + (alpha / r) * (x @ A.T) @ B.T")
+    return "matches peft's LoRA layer on the same weights"
+
+
+def _tiny_models() -> dict[str, nn.Module]:
+    from transformers import (BertConfig, BertModel, DistilBertConfig, DistilBertModel,
+                              LlamaConfig, LlamaForCausalLM)
+
+    return {
+        "bert": BertModel(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2,
+                                     num_attention_heads=2, intermediate_size=32)),
+        "distilbert": DistilBertModel(DistilBertConfig(vocab_size=50, dim=16, n_layers=2, n_heads=2,
+                                                       hidden_dim=32)),
+        "llama": LlamaForCausalLM(LlamaConfig(vocab_size=50, hidden_size=16, num_hidden_layers=2,
+                                              num_attention_heads=2, intermediate_size=32)),
+    }
+
+
+EXPECTED = {"bert": ("attention.self.query", "attention.self.value"),
+            "distilbert": ("attention.q_lin", "attention.v_lin"),
+            "llama": ("self_attn.q_proj", "self_attn.v_proj")}
+
+
+@checker("08.2", "target modules for three architectures")
+def check_targets(targets) -> str:
+    from peft import LoraConfig, get_peft_model
+
+    expect(isinstance(targets, dict), f"expected a dict of lists, got {type(targets).__name__}")
+    expect(set(targets) == set(EXPECTED), f"give targets for exactly {sorted(EXPECTED)}")
+    for arch, model in _tiny_models().items():
+        names = targets[arch]
+        expect(isinstance(names, (list, tuple, str)) and len(names) > 0,
+               f"{arch}: give a list of module names")
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                wrapped = get_peft_model(model, LoraConfig(r=2, target_modules=names))
+        except ValueError:
+            expect(False, f"{arch}: none of {names!r} is a module of this model",
+                   "print [n for n, _ in model.named_modules()] and look inside the attention block")
+        hit = {n.split("model.", 1)[-1] for n, m in wrapped.named_modules() if hasattr(m, "lora_A")}
+        kinds = {n.split("layer.")[-1].split("layers.")[-1].split(".", 1)[-1] for n in hit}
+        expect(not (kinds - set(EXPECTED[arch])),
+               f"{arch}: you also adapt {sorted(kinds - set(EXPECTED[arch]))}",
+               "adapt only the query and value projections (as the LoRA paper did); names "
+               "such as 'dense' match several layers at once")
+        expect(kinds == set(EXPECTED[arch]), f"{arch}: you adapt {sorted(kinds)} only",
+               "both the query and the value projection, in every layer")
+        expect(len(hit) == 4, f"{arch}: {len(hit)} layers adapted, expected 2 in each of 2 blocks")
+    return "query and value projections in every block of BERT, DistilBERT and Llama"

@@ -1,0 +1,142 @@
+"""Full fine-tuning vs feature extraction vs LoRA vs QLoRA on one task, one data set and one
+budget: the measurements behind lesson 10's table and `benchmarks/peft_memory.py`."""
+
+from __future__ import annotations
+
+import gc
+import tempfile
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForCausalLM, PreTrainedModel
+
+from . import causal_lm as clm
+from .peft_tools import PeakMemory, folder_mb, load_quantized, measured_training_memory
+
+METHODS = ("full", "feature_extraction", "lora", "qlora")
+LEARNING_RATES = {"full": 1e-3, "feature_extraction": 5e-3, "lora": 5e-3, "qlora": 5e-3}
+
+
+@dataclass
+class MethodResult:
+    """One row of the comparison table."""
+
+    method: str
+    trainable: int
+    total: int
+    peak_rss_mb: float
+    tensor_mb: float
+    sec_per_step: float
+    exact_match: float
+    heldout_loss: float
+    saved_mb: float
+    losses: list[float] = field(default_factory=list, repr=False)
+
+    def row(self) -> dict:
+        """The table row, without the loss curve."""
+        out = asdict(self)
+        out.pop("losses")
+        out["trainable_%"] = 100 * self.trainable / self.total
+        return out
+
+
+def _lora(model: PreTrainedModel, r: int, targets: tuple[str, ...]) -> PreTrainedModel:
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(task_type="CAUSAL_LM", r=r, lora_alpha=2 * r, lora_dropout=0.0,
+                        target_modules=list(targets))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return get_peft_model(model, config)
+
+
+def prepare(method: str, profile: str = "tiny", r: int = 8,
+            targets: tuple[str, ...] = ("q_proj", "v_proj"), seed: int = 0,
+            dtype: torch.dtype = torch.float32, device: str = "cpu") -> tuple[PreTrainedModel, object]:
+    """The causal LM set up for one method: which weights train, and in what precision."""
+    torch.manual_seed(seed)
+    if method == "qlora":
+        from peft import prepare_model_for_kbit_training
+
+        source = clm.base_model_path() if profile == "tiny" else clm.FULL_CAUSAL_LM
+        _, tok = clm.load_causal_lm(profile) if profile == "tiny" else (None, None)
+        if tok is None:
+            from transformers import AutoTokenizer
+            tok = AutoTokenizer.from_pretrained(source)
+        model = load_quantized(AutoModelForCausalLM, source, 4, dtype,
+                               device_map="cpu" if device == "cpu" else {"": 0})
+        # Gradient checkpointing trades compute for activation memory (lesson 09); kept off here
+        # so that the four methods differ only in what they train and how weights are stored.
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        return _lora(model, r, targets), tok
+    if method in ("full", "feature_extraction") and dtype == torch.float16:
+        dtype = torch.float32  # AdamW updates to fp16 weights underflow without an fp32 master copy
+    model, tok = clm.load_causal_lm(profile, dtype=dtype)
+    model.to(device)
+    if method == "feature_extraction":  # frozen body, trainable output head (tied to embeddings)
+        for p in model.parameters():
+            p.requires_grad_(False)
+        model.get_output_embeddings().weight.requires_grad_(True)
+    elif method == "lora":
+        model = _lora(model, r, targets)
+    elif method != "full":
+        raise ValueError(f"unknown method {method!r}: choose from {METHODS}")
+    return model, tok
+
+
+def save_what_changes(model: PreTrainedModel, method: str, folder: Path) -> float:
+    """Save only what a method must ship (a whole model, a head, or an adapter); returns MB."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if method == "feature_extraction":
+        head = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
+        torch.save(head, folder / "head.pt")
+    else:
+        from .text_models import quiet_transformers
+        with quiet_transformers():
+            model.save_pretrained(folder)
+    return folder_mb(folder)
+
+
+def run_method(method: str, train: list[tuple[str, str]], test: list[tuple[str, str]],
+               profile: str = "tiny", steps: int = 150, batch_size: int = 16, seed: int = 0,
+               device: str = "cpu", dtype: torch.dtype = torch.float32,
+               lr: float | None = None) -> MethodResult:
+    """Prepare, train for `steps`, evaluate and save one method, measuring its peak memory
+    (from before loading to the end of training) and its seconds per step."""
+    gc.collect()
+    with PeakMemory(device) as peak:
+        model, tok = prepare(method, profile, seed=seed, dtype=dtype, device=device)
+        start = time.perf_counter()
+        losses = clm.finetune_pairs(model, tok, train, steps=steps, lr=lr or LEARNING_RATES[method],
+                                    batch_size=batch_size, seed=seed, progress=False, desc=method)
+        seconds = time.perf_counter() - start
+    with clm.one_thread_on_cpu(model):
+        return _evaluate(model, tok, method, train, test, batch_size, peak.peak_mb, seconds / steps, losses)
+
+
+def _evaluate(model, tok, method, train, test, batch_size, peak_mb, sec_per_step, losses) -> MethodResult:
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    total = sum(p.numel() for p in model.parameters())
+    dev = next(model.parameters()).device
+    counted = measured_training_memory(model, clm.chat_batch(tok, train[:batch_size], dev))
+    with tempfile.TemporaryDirectory() as tmp:
+        saved = save_what_changes(model, method, Path(tmp) / method)
+    return MethodResult(method, trainable, total, peak_mb, counted.total * 1024**3 / 1e6,
+                        sec_per_step, clm.exact_match(model, tok, test),
+                        clm.answer_loss(model, tok, test), saved, losses)
+
+
+def compare_methods(train: list[tuple[str, str]], test: list[tuple[str, str]],
+                    methods: tuple[str, ...] = METHODS, progress: bool = True,
+                    **kwargs) -> list[MethodResult]:
+    """Run every method with the same data, steps, batch size and seed."""
+    from tqdm.auto import tqdm
+
+    results = []
+    for method in tqdm(methods, desc="methods", disable=not progress):
+        results.append(run_method(method, train, test, **kwargs))
+        gc.collect()
+    return results
