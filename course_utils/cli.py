@@ -95,6 +95,14 @@ def _check(args: argparse.Namespace) -> int:
     return 0 if all(g.ok for g in grades) else 1
 
 
+def _serve_openai(args: argparse.Namespace) -> int:
+    from .openai_service import serve
+    from .profile import cache_dir
+
+    serve(args.data or cache_dir("openai_service"), args.host, args.port, args.api_key, args.profile)
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser, exposed so tests can check the documented commands exist."""
     p = argparse.ArgumentParser(prog="course", description="Run, build and grade the course.")
@@ -119,6 +127,13 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--profile", choices=("tiny", "full"), default="tiny")
     c.add_argument("--timeout", type=int, default=300, help="seconds allowed per notebook")
     c.set_defaults(func=_check)
+    s = sub.add_parser("serve-openai", help="a local OpenAI-compatible fine-tuning service")
+    s.add_argument("--host", default="127.0.0.1", help="interface (default: loopback only)")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--api-key", default="sk-local-course", help="the Bearer key clients must send")
+    s.add_argument("--data", help="folder for files, jobs and models (default: the course cache)")
+    s.add_argument("--profile", choices=("tiny", "full"), default="tiny", help="which base model")
+    s.set_defaults(func=_serve_openai)
     return p
 
 
