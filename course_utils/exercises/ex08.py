@@ -75,6 +75,8 @@ EXPECTED = {"bert": ("attention.self.query", "attention.self.value"),
 def check_targets(targets) -> str:
     from peft import LoraConfig, get_peft_model
 
+    if callable(targets):  # the lesson passes the function, so an unfinished stub reads "not attempted"
+        targets = targets()
     expect(isinstance(targets, dict), f"expected a dict of lists, got {type(targets).__name__}")
     expect(set(targets) == set(EXPECTED), f"give targets for exactly {sorted(EXPECTED)}")
     for arch, model in _tiny_models().items():
