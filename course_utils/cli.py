@@ -65,10 +65,11 @@ def _run(args: argparse.Namespace) -> int:
         nbformat.write(run.notebook, str(out / path.name))
         status = "ok" if run.error is None else f"FAILED: {run.error}"
         tqdm.write(f"  {run.seconds:6.1f} s  {status}")
-    print(f"\n{'notebook':<32} {'seconds':>8}  result")
+    width = max(len("notebook"), *(len(r.path.name) for r in results))
+    print(f"\n{'notebook':<{width}} {'seconds':>8}  result")
     for run in results:
-        print(f"{run.path.name:<32} {run.seconds:8.1f}  {'ok' if run.error is None else 'FAILED'}")
-    print(f"{'total':<32} {sum(r.seconds for r in results):8.1f}")
+        print(f"{run.path.name:<{width}} {run.seconds:8.1f}  {'ok' if run.error is None else 'FAILED'}")
+    print(f"{'total':<{width}} {sum(r.seconds for r in results):8.1f}")
     print(f"executed copies: {out}")
     failed = [r for r in results if r.error]
     for run in failed:
