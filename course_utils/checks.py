@@ -31,6 +31,11 @@ class Result:
     status: str
     message: str = ""
     hint: str = ""
+    credit: float | None = None  # share of sub-checks passed, set by the grader
+
+    def __post_init__(self) -> None:
+        if self.credit is None:
+            self.credit = 1.0 if self.status == PASSED else 0.0
 
     @property
     def passed(self) -> bool:
@@ -72,7 +77,7 @@ def lookup(exercise: str) -> Checker:
     if exercise not in _REGISTRY:
         lesson = exercise.split(".")[0]
         try:
-            importlib.import_module(f"course_utils.exercises.ex{lesson}")
+            importlib.import_module(f"{__package__}.exercises.ex{lesson}")
         except ModuleNotFoundError as exc:
             raise KeyError(f"no checks exist for lesson {lesson!r}") from exc
     if exercise not in _REGISTRY:
@@ -83,7 +88,7 @@ def lookup(exercise: str) -> Checker:
 def registered(lesson: str | None = None) -> list[str]:
     """Exercise ids with a checker, optionally only one lesson's; imports that lesson's checks."""
     if lesson is not None:
-        lookup_module = f"course_utils.exercises.ex{lesson}"
+        lookup_module = f"{__package__}.exercises.ex{lesson}"
         try:
             importlib.import_module(lookup_module)
         except ModuleNotFoundError:

@@ -78,21 +78,21 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from .grading import details, grade, table, write_report
+    from .grading import Limits, details, grade_all, table, write_report
+    from .submissions import gather
 
-    paths: list[Path] = []
-    for item in args.paths:
-        p = Path(item)
-        paths += sorted(p.glob("*.ipynb")) if p.is_dir() else [p]
-    grades = []
-    for path in tqdm(paths, desc="grading", disable=len(paths) < 2):
-        grades.append(grade(path, timeout=args.timeout, profile=args.profile))
+    limits = Limits(notebook_seconds=args.timeout, cell_seconds=args.cell_timeout,
+                    memory_gb=args.memory_gb, profile=args.profile, extra_checks=args.extra_checks)
+    if args.extra_checks and not Path(args.extra_checks).is_file():
+        raise FileNotFoundError(f"no extra-checks file {args.extra_checks}")
+    grades = grade_all(gather(args.paths), limits, jobs=args.jobs)
     print(table(grades))
     extra = details(grades)
     if extra:
         print("\n" + extra)
     for target in args.report or []:
         write_report(grades, Path(target))
+        print(f"wrote {target}")
     return 0 if all(g.ok for g in grades) else 1
 
 
@@ -122,11 +122,18 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--timeout", type=int, default=600, help="seconds allowed per notebook")
     r.set_defaults(func=_run)
     c = sub.add_parser("check", help="grade notebooks exercise by exercise")
-    c.add_argument("paths", nargs="+", help="notebooks or folders of notebooks")
-    c.add_argument("--report", action="append", metavar="FILE.csv|FILE.json",
+    c.add_argument("paths", nargs="+", help="notebooks, folders of notebooks, or .zip files")
+    c.add_argument("--report", action="append", metavar="FILE.csv|FILE.json|FILE.html",
                    help="also write verdicts to this file (repeatable)")
     c.add_argument("--profile", choices=("tiny", "full"), default="tiny")
-    c.add_argument("--timeout", type=int, default=300, help="seconds allowed per notebook")
+    c.add_argument("--jobs", type=int, default=1, help="submissions graded at once")
+    c.add_argument("--timeout", type=int, default=600, help="seconds allowed per notebook")
+    c.add_argument("--cell-timeout", type=int, default=120,
+                   help="seconds allowed per cell; the cell is interrupted, the rest still runs")
+    c.add_argument("--memory-gb", type=float, default=6.0,
+                   help="resident memory a submission may use before its kernel is killed")
+    c.add_argument("--extra-checks", metavar="FILE.py",
+                   help="hidden tests: functions decorated with @extra(\"NN.k\") taking the answer")
     c.set_defaults(func=_check)
     s = sub.add_parser("serve-openai", help="a local OpenAI-compatible fine-tuning service")
     s.add_argument("--host", default="127.0.0.1", help="interface (default: loopback only)")
