@@ -117,9 +117,14 @@ def run_method(method: str, train: list[tuple[str, str]], test: list[tuple[str, 
         return _evaluate(model, tok, method, train, test, batch_size, peak.peak_mb, seconds / steps, losses)
 
 
+def _weights_in(p: torch.nn.Parameter) -> int:
+    # bitsandbytes packs two 4-bit weights into each uint8 element of a Params4bit
+    return 2 * p.numel() if type(p).__name__ == "Params4bit" else p.numel()
+
+
 def _evaluate(model, tok, method, train, test, batch_size, peak_mb, sec_per_step, losses) -> MethodResult:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(p.numel() for p in model.parameters())
+    total = sum(_weights_in(p) for p in model.parameters())
     dev = next(model.parameters()).device
     counted = measured_training_memory(model, clm.chat_batch(tok, train[:batch_size], dev))
     with tempfile.TemporaryDirectory() as tmp:

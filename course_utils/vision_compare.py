@@ -136,6 +136,9 @@ def plot(rows: list[Row], title: str = "") -> None:
             series = df.loc[method]
             ax.plot(series.index, series.values, marker="o", label=method)
     ax.set_xscale("log")
+    sizes = sorted({r.per_class for r in rows})
+    ax.set_xticks(sizes, [str(n) for n in sizes])
+    ax.minorticks_off()
     ax.set_xlabel("labelled examples per class")
     ax.set_ylabel("test accuracy")
     ax.set_title(title or "transfer-learning methods vs labelled-set size")
