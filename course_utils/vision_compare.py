@@ -182,6 +182,6 @@ def transfer_setup(profile: str, device: str = "cpu") -> TransferSetup:
     else:
         backbone, sizes, recipe = "resnet50", (5, 25, 100), FULL_RECIPE
         pool, test = hub_image_task()
-    _, transform = load_backbone(backbone, pretrained=True)  # trains/downloads it once
+    _, transform = load_backbone(backbone)  # pretrained by default: trains or downloads it once
     return TransferSetup(backbone, pool.with_transform(transform),
                          test.with_transform(transform), sizes, recipe, str(device))
