@@ -12,9 +12,9 @@ import time
 from pathlib import Path
 
 from course_utils.checks import PASSED
-from course_utils.grading import Limits, grade_all
-from course_utils.notebooks import find_notebooks
-from course_utils.submissions import gather
+from course_utils.grading.grade import Limits, grade_all
+from course_utils.notebooks.build import find_notebooks
+from course_utils.grading.submissions import gather
 
 
 def main() -> int:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from course_utils.notebooks import find_notebooks
-from course_utils.runner import execute
+from course_utils.notebooks.build import find_notebooks
+from course_utils.notebooks.runner import execute
 
 
 def main(selectors: list[str]) -> int:

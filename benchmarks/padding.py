@@ -16,9 +16,9 @@ import torch
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding
 
-from course_utils.hf_classification import to_dataset
-from course_utils.text_data import intent_splits
-from course_utils.text_models import (freeze_word_embeddings, load_sequence_classifier, load_tokenizer,
+from course_utils.text.trainer import to_dataset
+from course_utils.text.data import intent_splits
+from course_utils.text.models import (freeze_word_embeddings, load_sequence_classifier, load_tokenizer,
                                       minilm_path)
 
 

@@ -11,8 +11,8 @@ import warnings
 
 import torch
 
-from course_utils import causal_lm as clm
-from course_utils.method_comparison import compare_methods
+from course_utils.llm import causal_lm as clm
+from course_utils.llm.methods import compare_methods
 from course_utils.profile import mixed_precision, pick_device, resolve_profile, torch_dtype
 
 

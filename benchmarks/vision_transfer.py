@@ -14,7 +14,7 @@ import argparse
 import pandas as pd
 
 from course_utils.profile import setup
-from course_utils.vision_compare import compare, table, transfer_setup
+from course_utils.vision.compare import compare, table, transfer_setup
 
 
 def main() -> None:

@@ -1,4 +1,25 @@
-"""Helper package for the finetune-course notebooks: the real code behind every lesson."""
+"""Helper package for the finetune-course notebooks: the real code behind every lesson.
+
+Subpackages by concern, so the code behind any notebook cell is one hop away:
+
+- ``vision/``    lessons 02-03: CNN backbones and surgery (``models``), digits and hub images
+                 (``data``), the training loop (``train``), the four recipes side by side (``compare``).
+- ``text/``      lessons 01, 04-07, 12: offline text data (``data``), encoders (``models``), a
+                 plain loop (``loop``), the ``Trainer`` recipe for every task (``trainer``), learning
+                 curves (``curves``), ``ner``, ``qa``, reports and sweeps (``evaluation``), data
+                 quality (``quality``).
+- ``llm/``       lessons 08-11: the tiny causal LM and LoRA (``causal_lm``), quantisation and memory
+                 (``peft_tools``), method comparison (``methods``), chat JSONL (``chat_data``),
+                 generated support tickets (``support_tickets``).
+- ``service/``   the local OpenAI-compatible fine-tuning service: job store and worker (``jobs``),
+                 chat completions (``chat``), HTTP (``server``).
+- ``grading/``   ``course check``: gathering submissions, the grader's kernel cells, verdicts, reports.
+- ``notebooks/`` ``course build`` and ``course run``: lesson files, learner copies, Colab cells,
+                 headless execution.
+- ``exercises/`` one checker module per lesson (``exNN``).
+- shared: ``profile`` (tiny/full, device, precision, seeds, caches), ``checks`` (``check()``),
+  ``torch_utils`` (parameter counts, CPU threads), ``plots``, ``doctor`` and ``cli``.
+"""
 
 import logging as _logging
 

@@ -10,7 +10,7 @@ from tqdm.auto import tqdm
 
 
 def _doctor(args: argparse.Namespace) -> int:
-    from .doctor import report
+    from course_utils.doctor import report
 
     lines, warnings = report(check_network=not args.offline)
     print("\n".join(lines))
@@ -20,7 +20,7 @@ def _doctor(args: argparse.Namespace) -> int:
 
 
 def _list(args: argparse.Namespace) -> int:
-    from .notebooks import lessons
+    from course_utils.notebooks.build import lessons
 
     rows = [(l.number, l.title, l.tiny_budget, l.full_budget) for l in lessons()]
     width = max((len(r[1]) for r in rows), default=5)
@@ -31,7 +31,7 @@ def _list(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace) -> int:
-    from .notebooks import build, course_root
+    from course_utils.notebooks.build import build, course_root
 
     changed = build(check_only=args.check)
     root = course_root()
@@ -49,10 +49,10 @@ def _build(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     import nbformat
 
-    from .notebooks import find_notebooks
-    from .runner import execute
+    from course_utils.notebooks.build import find_notebooks
+    from course_utils.notebooks.runner import execute
 
-    from .profile import cache_dir
+    from course_utils.profile import cache_dir
 
     paths = find_notebooks(args.lessons)
     out = Path(args.out) if args.out else cache_dir("executed")
@@ -78,8 +78,8 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from .grading import Limits, details, grade_all, table, write_report
-    from .submissions import gather
+    from course_utils.grading.grade import Limits, details, grade_all, table, write_report
+    from course_utils.grading.submissions import gather
 
     limits = Limits(notebook_seconds=args.timeout, cell_seconds=args.cell_timeout,
                     memory_gb=args.memory_gb, profile=args.profile, extra_checks=args.extra_checks)
@@ -97,8 +97,8 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _serve_openai(args: argparse.Namespace) -> int:
-    from .openai_service import serve
-    from .profile import cache_dir
+    from course_utils.service.server import serve
+    from course_utils.profile import cache_dir
 
     serve(args.data or cache_dir("openai_service"), args.host, args.port, args.api_key, args.profile)
     return 0

@@ -48,7 +48,7 @@ def report(check_network: bool = True) -> tuple[list[str], list[str]]:
             warnings.append(f"{name} {version} is older than {need}: the lessons use its current API")
     import torch
 
-    from .profile import mixed_precision, pick_device, resolve_profile
+    from course_utils.profile import mixed_precision, pick_device, resolve_profile
 
     device = pick_device()
     if device.type == "cuda":

@@ -4,7 +4,7 @@ that carries over to animals the adapter never saw."""
 import pytest
 import torch
 
-from course_utils import causal_lm as clm
+from course_utils.llm import causal_lm as clm
 
 
 @pytest.fixture(scope="module")

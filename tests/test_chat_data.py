@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from course_utils.chat_data import (ERROR_KINDS, WARNING_KINDS, chat_example, chat_pairs,
+from course_utils.llm.chat_data import (ERROR_KINDS, WARNING_KINDS, chat_example, chat_pairs,
                                     count_tokens, default_epochs, estimate_cost, price_table,
                                     read_jsonl, records_to_chat, validate_jsonl, write_jsonl)
 

@@ -3,7 +3,7 @@ import pytest
 
 from course_utils import checks
 from course_utils.checks import FAILED, NOT_ATTEMPTED, PASSED, check, evaluate
-from course_utils.learning_curves import CurvePoint
+from course_utils.text.curves import CurvePoint
 
 
 def test_unknown_exercise_is_a_clear_error():

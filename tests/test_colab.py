@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 import course_utils
-from course_utils import notebooks
-from course_utils.colab import setup_cell_source
+from course_utils.notebooks import build as notebooks
+from course_utils.notebooks.colab import setup_cell_source
 
 ROOT = Path(__file__).resolve().parent.parent
 

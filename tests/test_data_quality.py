@@ -4,7 +4,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-from course_utils.data_quality import (dedupe, duplicate_groups, imbalance_ratio, label_balance,
+from course_utils.text.quality import (dedupe, duplicate_groups, imbalance_ratio, label_balance,
                                        leak_free_split, leakage, length_outliers, quality_report,
                                        raw_intent_records)
 

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from course_utils import evaluation
+from course_utils.text import evaluation
 from course_utils.checks import evaluate
 
 

@@ -9,8 +9,8 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 from course_utils.checks import ERROR, FAILED, NOT_ATTEMPTED, PASSED, Result
 from course_utils.cli import main
-from course_utils.grading import Grade, _from_records, table, write_report
-from course_utils.submissions import LessonKey, lesson_key, lesson_of, structure_notes
+from course_utils.grading.grade import Grade, _from_records, table, write_report
+from course_utils.grading.submissions import LessonKey, lesson_key, lesson_of, structure_notes
 
 ROOT = Path(__file__).resolve().parent.parent
 KEY = LessonKey("05", [("05.1", "f"), ("05.2", "g"), ("05.3", "h"), ("05.4", "k"), ("05.5", "m")])

@@ -12,8 +12,8 @@ import psutil
 import pytest
 
 from course_utils.checks import ERROR, FAILED, NOT_ATTEMPTED, PASSED
-from course_utils.grading import Limits, grade_all, write_report
-from course_utils.submissions import gather
+from course_utils.grading.grade import Limits, grade_all, write_report
+from course_utils.grading.submissions import gather
 
 ROOT = Path(__file__).resolve().parent.parent
 LESSON = ROOT / "lessons" / "00_setup.ipynb"
@@ -224,7 +224,7 @@ def test_reports_in_every_format(graded, tmp_path):
 
 
 def test_hidden_checks_give_partial_credit(tmp_path):
-    from course_utils.grading import grade
+    from course_utils.grading.grade import grade
 
     extra = tmp_path / "hidden.py"
     extra.write_text(EXTRA)

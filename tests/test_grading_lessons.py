@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from course_utils.checks import NOT_ATTEMPTED, PASSED
-from course_utils.grading import grade
-from course_utils.submissions import lesson_key
+from course_utils.grading.grade import grade
+from course_utils.grading.submissions import lesson_key
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 from course_utils.checks import evaluate
-from course_utils.hf_classification import (classification_metrics, make_trainer, run_dir, to_dataset,
+from course_utils.text.trainer import (classification_metrics, make_trainer, run_dir, to_dataset,
                                             training_args)
-from course_utils.text_data import intent_splits
-from course_utils.text_models import (freeze_word_embeddings, load_sequence_classifier, load_tokenizer,
+from course_utils.text.data import intent_splits
+from course_utils.text.models import (freeze_word_embeddings, load_sequence_classifier, load_tokenizer,
                                       minilm_path)
 
 

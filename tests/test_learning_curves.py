@@ -4,9 +4,9 @@ Measured at 2 labelled examples per class (10 texts, 5 classes, 100 test texts),
 pretrained 0.49 / 0.65 / 0.51, scratch 0.18 / 0.22 / 0.27 -> gains 0.31 / 0.43 / 0.24.
 """
 
-from course_utils.learning_curves import gains, majority_baseline, pretrained_vs_scratch
-from course_utils.text_data import intent_splits
-from course_utils.text_models import encoder_source, load_tokenizer
+from course_utils.text.curves import gains, majority_baseline, pretrained_vs_scratch
+from course_utils.text.data import intent_splits
+from course_utils.text.models import encoder_source, load_tokenizer
 
 
 def test_pretrained_beats_scratch_on_the_smallest_set():

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from course_utils import ner
+from course_utils.text import ner
 from course_utils.checks import evaluate
-from course_utils.text_models import load_tokenizer, minilm_path
+from course_utils.text.models import load_tokenizer, minilm_path
 
 B_PER, I_PER, B_LOC, I_LOC, B_ORG, I_ORG = (ner.LABELS.index(n) for n in
                                             ("B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"))
@@ -99,8 +99,8 @@ def test_tiny_ner_model_beats_untrained_baseline(tokenizer):
     import torch
     from transformers import AutoModelForTokenClassification, DataCollatorForTokenClassification
 
-    from course_utils.hf_classification import make_trainer, run_dir, training_args
-    from course_utils.text_models import freeze_word_embeddings, quiet_transformers
+    from course_utils.text.trainer import make_trainer, run_dir, training_args
+    from course_utils.text.models import freeze_word_embeddings, quiet_transformers
 
     train, test = (ner.to_dataset(p) for p in ner.generated_ner(300, 100))
     prep = lambda ds: ds.map(lambda b: ner.tokenize_and_align(tokenizer, b), batched=True,  # noqa: E731

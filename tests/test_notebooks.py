@@ -6,8 +6,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from course_utils import notebooks
-from course_utils.notebooks import BEGIN, END
+from course_utils.notebooks import build as notebooks
+from course_utils.notebooks.build import BEGIN, END
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = sorted((ROOT / "solutions").glob("[0-9][0-9]_*.ipynb"))

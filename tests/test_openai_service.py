@@ -8,9 +8,9 @@ import openai
 import pytest
 from openai import OpenAI
 
-from course_utils.causal_lm import style_pairs
-from course_utils.chat_data import chat_example, write_jsonl
-from course_utils.openai_service import local_service
+from course_utils.llm.causal_lm import style_pairs
+from course_utils.llm.chat_data import chat_example, write_jsonl
+from course_utils.service.server import local_service
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import yaml
 
-from course_utils import __version__, notebooks
+from course_utils import __version__
+from course_utils.notebooks import build as notebooks
 
 ROOT = Path(__file__).resolve().parent.parent
 

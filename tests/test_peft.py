@@ -11,10 +11,10 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from course_utils import causal_lm as clm
+from course_utils.llm import causal_lm as clm
 from course_utils.checks import FAILED, PASSED, evaluate
 from course_utils.exercises.ex08 import _peft_reference
-from course_utils.peft_tools import (GB, estimate_memory, footprint_mb, linear_share, load_quantized,
+from course_utils.llm.peft_tools import (GB, estimate_memory, footprint_mb, linear_share, load_quantized,
                                      measured_training_memory)
 
 warnings.filterwarnings("ignore")

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from course_utils import qa
+from course_utils.text import qa
 from course_utils.checks import evaluate
-from course_utils.text_models import load_tokenizer, minilm_path
+from course_utils.text.models import load_tokenizer, minilm_path
 
 
 @pytest.fixture(scope="module")
@@ -136,8 +136,8 @@ def test_tiny_qa_model_beats_untrained_baseline(tokenizer):
     import torch
     from transformers import AutoModelForQuestionAnswering, DataCollatorWithPadding
 
-    from course_utils.hf_classification import make_trainer, run_dir, training_args
-    from course_utils.text_models import freeze_word_embeddings, quiet_transformers
+    from course_utils.text.trainer import make_trainer, run_dir, training_args
+    from course_utils.text.models import freeze_word_embeddings, quiet_transformers
 
     train, test = qa.generated_qa(n_train=300, n_test=80)
     train_raw, test_raw = qa.to_dataset(train), qa.to_dataset(test)

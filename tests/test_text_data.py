@@ -2,7 +2,7 @@ from collections import Counter
 
 import pytest
 
-from course_utils.text_data import (DEFAULT_INTENTS, intent_splits, load_intent_corpus,
+from course_utils.text.data import (DEFAULT_INTENTS, intent_splits, load_intent_corpus,
                                     normalize_text)
 
 

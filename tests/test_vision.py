@@ -9,13 +9,13 @@ from torch import nn
 from torchvision.models import mobilenet_v3_small, resnet50
 
 from course_utils.checks import FAILED, PASSED, evaluate
-from course_utils.vision import (TinyResNet, blocks, count_parameters, freeze_backbone, head,
+from course_utils.vision.models import (TinyResNet, blocks, count_parameters, freeze_backbone, head,
                                  keep_frozen_batchnorm_in_eval, naive_unfreeze_last_children,
                                  param_groups, replace_head, trainable_blocks,
                                  unfreeze_last_blocks)
-from course_utils.vision_compare import run_method
-from course_utils.vision_data import digits_task
-from course_utils.vision_train import confusion, fit, pretrained_tiny_resnet
+from course_utils.vision.compare import run_method
+from course_utils.vision.data import digits_task
+from course_utils.vision.train import confusion, fit, pretrained_tiny_resnet
 
 
 @pytest.fixture(scope="module")
@@ -269,7 +269,7 @@ def make(pretrained):
 
 def test_source_model_is_really_pretrained(digits):
     model, transform = pretrained_tiny_resnet(progress=False)
-    from course_utils.vision_train import evaluate as accuracy, with_turns
+    from course_utils.vision.train import evaluate as accuracy, with_turns
     _, source_test = digits_task((0, 1, 2, 3, 4), test_fraction=0.2)
     acc = accuracy(model, with_turns(source_test.with_transform(transform), 4))
     assert acc > 0.8  # 20 classes (5 digits x 4 turns): chance is 0.05; measured 0.9+

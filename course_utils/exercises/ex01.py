@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..checks import checker, expect, expect_callable
-from ..learning_curves import CurvePoint
+from ..text.curves import CurvePoint
 
 
 @checker("01.1", "majority-class baseline")

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from ..checks import checker, expect, expect_callable
-from ..vision import TinyResNet
+from ..vision.models import TinyResNet
 
 
 def _models() -> list[tuple[str, nn.Module]]:

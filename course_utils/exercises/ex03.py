@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from ..checks import checker, expect, expect_callable
-from ..vision import TinyResNet, freeze_backbone, unfreeze_last_blocks
+from ..vision.models import TinyResNet, freeze_backbone, unfreeze_last_blocks
 
 
 def _models() -> list[tuple[str, nn.Module, list[str]]]:

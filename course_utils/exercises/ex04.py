@@ -8,7 +8,7 @@ from ..checks import checker, expect, expect_callable
 
 
 def _tokenizer():
-    from ..text_models import load_tokenizer, minilm_path
+    from ..text.models import load_tokenizer, minilm_path
 
     return load_tokenizer(str(minilm_path()))
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..checks import checker, expect, expect_callable
-from ..ner import IGNORE, LABELS
+from ..text.ner import IGNORE, LABELS
 
 # "[CLS] angela mer ##kel visited gd ##ansk [SEP]" -> words 0..3
 _WORD_IDS = [None, 0, 1, 1, 2, 3, 3, None]

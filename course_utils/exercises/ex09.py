@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from ..checks import checker, expect, expect_callable
-from ..peft_tools import GB, estimate_memory
+from ..llm.peft_tools import GB, estimate_memory
 
 
 @checker("09.1", "bytes to store weights in NF4")

@@ -6,9 +6,9 @@ import json
 import tempfile
 from pathlib import Path
 
-from ..chat_data import validate_jsonl, write_jsonl
+from ..llm.chat_data import validate_jsonl, write_jsonl
 from ..checks import checker, expect, expect_callable
-from ..support_tickets import SUPPORT_SYSTEM, broken_jsonl_lines, raw_support_tickets
+from ..llm.support_tickets import SUPPORT_SYSTEM, broken_jsonl_lines, raw_support_tickets
 
 
 def _validate(examples: list) -> object:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..checks import checker, expect, expect_callable
-from ..text_data import normalize_text
+from ..text.data import normalize_text
 
 TRICKY = ["How do I reset my password?", "how do I reset my password", "HOW DO I RESET MY PASSWORD!!",
           "How do I reset my  password ?", "How do I reset my username?", "Café opening hours",

@@ -35,7 +35,7 @@ def load_quantized(model_class, path: str | Path, bits: int, compute_dtype: torc
                    device_map: str = "cpu", **kwargs):
     """Load a saved checkpoint with its linear layers quantised to `bits` (4 or 8); everything
     else (embeddings, norms, heads) stays in `compute_dtype`."""
-    from .text_models import quiet_transformers
+    from course_utils.text.models import quiet_transformers
 
     with quiet_transformers():
         return model_class.from_pretrained(str(path), quantization_config=bnb_config(bits, compute_dtype),

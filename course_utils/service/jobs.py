@@ -18,8 +18,8 @@ from typing import Any, Callable
 
 import torch
 
-from .causal_lm import chat_batch, one_thread_on_cpu
-from .chat_data import chat_pairs, read_jsonl, validate_jsonl
+from course_utils.llm.causal_lm import chat_batch, one_thread_on_cpu
+from course_utils.llm.chat_data import chat_pairs, read_jsonl, validate_jsonl
 
 TERMINAL = ("succeeded", "failed", "cancelled")
 
@@ -41,14 +41,14 @@ class BaseModel:
 
 def tiny_base() -> BaseModel:
     """The course's tiny Llama (trained in seconds and cached): the `tiny` profile's base model."""
-    from .causal_lm import load_base
+    from course_utils.llm.causal_lm import load_base
 
     return BaseModel("tiny-llama-world", lambda: load_base(progress=False))
 
 
 def full_base() -> BaseModel:
     """A 0.5B instruct model from the hub for the `full` profile (needs internet once)."""
-    from .causal_lm import load_causal_lm
+    from course_utils.llm.causal_lm import load_causal_lm
 
     return BaseModel("qwen2.5-0.5b-instruct", lambda: load_causal_lm("full"), 2e-4, 60)
 

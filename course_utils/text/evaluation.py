@@ -74,7 +74,7 @@ def lr_epoch_sweep(make_model: Any, tokenizer: Any, train_ds: Any, eval_ds: Any,
     trained Trainers by learning rate (so the best one can be inspected without retraining)."""
     from tqdm.auto import tqdm
 
-    from .hf_classification import make_trainer, run_dir, training_args
+    from course_utils.text.trainer import make_trainer, run_dir, training_args
 
     points, trainers = [], {}
     for lr in tqdm(lrs, desc="learning rates"):

@@ -96,7 +96,7 @@ def cells(exercises: list[tuple[str, str]], result_file: Path, extras: Path | No
           seconds_per_check: int = 30) -> tuple[str, str]:
     """Sources of the grader's first and last cells for these (exercise id, answer expression)
     pairs; the state lives under a random name that learner code cannot know in advance."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent
     name = f"_grader_{secrets.token_hex(8)}"
     first = PREAMBLE.format(name=name, private=PRIVATE, init=str(package / "__init__.py"),
                             package=str(package), exercises=[e for e, _ in exercises],

@@ -15,10 +15,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from .profile import cache_dir
-from .vision import (TinyResNet, TinyWeights, config_hash, count_parameters,
+from course_utils.profile import cache_dir
+from course_utils.vision.models import (TinyResNet, TinyWeights, config_hash, count_parameters,
                      keep_frozen_batchnorm_in_eval, param_groups)
-from .vision_data import SOURCE_DIGITS, ImageSplit, digits_task
+from course_utils.vision.data import SOURCE_DIGITS, ImageSplit, digits_task
 
 SOURCE_RECIPE = {"digits": list(SOURCE_DIGITS), "widths": [16, 32, 128], "epochs": 10,
                  "lr": 1e-2, "batch_size": 128, "seed": 0, "shift": 1, "turns": 4,

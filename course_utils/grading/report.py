@@ -7,7 +7,7 @@ import html
 import io
 from collections import defaultdict
 
-from .checks import PASSED
+from course_utils.checks import PASSED
 
 
 def pass_rates(grades) -> dict[str, tuple[int, int]]:

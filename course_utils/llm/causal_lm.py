@@ -18,8 +18,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerFast
 
-from .profile import cache_dir
-from .text_models import quiet_transformers
+from course_utils.profile import cache_dir
+from course_utils.text.models import quiet_transformers
 
 FULL_CAUSAL_LM = "Qwen/Qwen2.5-0.5B-Instruct"
 FULL_QLORA_LM = "meta-llama/Llama-2-7b-hf"

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from importlib import metadata
 
-from . import __version__
+from course_utils import __version__
 
 DIST = "finetune-course"
 TEMPLATE = '''\

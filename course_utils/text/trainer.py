@@ -15,8 +15,8 @@ import torch
 from transformers import (DataCollatorWithPadding, PreTrainedModel, PreTrainedTokenizerBase,
                           Trainer, TrainingArguments)
 
-from .profile import cache_dir
-from .text_data import TextSplit, intent_splits
+from course_utils.profile import cache_dir
+from course_utils.text.data import TextSplit, intent_splits
 
 IMDB_LABELS = ["negative", "positive"]
 

@@ -12,7 +12,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase, get_linear_schedule_with_warmup
 
-from .text_data import TextSplit
+from course_utils.text.data import TextSplit
 
 
 @dataclass

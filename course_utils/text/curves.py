@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from tqdm.auto import tqdm
 
-from .text_data import TextSplit
-from .text_models import freeze_word_embeddings, load_sequence_classifier
-from .training import accuracy, train_classifier
+from course_utils.text.data import TextSplit
+from course_utils.text.models import freeze_word_embeddings, load_sequence_classifier
+from course_utils.text.loop import accuracy, train_classifier
 
 
 @dataclass

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .text_data import normalize_text
+from course_utils.text.data import normalize_text
 
 
 def raw_intent_records(intents: tuple[str, ...] = ("ai", "computers", "emotion", "greetings",
@@ -18,7 +18,7 @@ def raw_intent_records(intents: tuple[str, ...] = ("ai", "computers", "emotion",
     messy export a real project starts from."""
     import yaml
 
-    from .text_data import _corpus_dir
+    from course_utils.text.data import _corpus_dir
 
     rows = []
     for name in intents:

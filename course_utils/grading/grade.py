@@ -16,11 +16,11 @@ from pathlib import Path
 
 from nbformat.v4 import new_code_cell
 
-from .checks import ERROR, NOT_ATTEMPTED, PASSED, Result
-from .grader_kernel import cells as grader_cells
-from .notebooks import read
-from .runner import execute_notebook
-from .submissions import Submission, answer_errors, lesson_key, lesson_of, structure_notes
+from course_utils.checks import ERROR, NOT_ATTEMPTED, PASSED, Result
+from course_utils.grading.kernel import cells as grader_cells
+from course_utils.notebooks.build import read
+from course_utils.notebooks.runner import execute_notebook
+from course_utils.grading.submissions import Submission, answer_errors, lesson_key, lesson_of, structure_notes
 
 
 @dataclass
@@ -199,7 +199,7 @@ def write_report(grades: list[Grade], path: Path) -> None:
     import csv
 
     if path.suffix == ".html":
-        from .grading_report import html_report
+        from course_utils.grading.report import html_report
 
         path.write_text(html_report(grades), encoding="utf-8")
         return

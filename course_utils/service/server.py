@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import parse_qs, urlparse
 
-from .openai_chat import ApiError, ChatModels, not_found
-from .openai_jobs import TERMINAL, BaseModel, Store, Worker, new_id, tiny_base
+from course_utils.service.chat import ApiError, ChatModels, not_found
+from course_utils.service.jobs import TERMINAL, BaseModel, Store, Worker, new_id, tiny_base
 
 DEFAULT_KEY = "sk-local-course"
 
@@ -284,7 +284,7 @@ def local_service(root: str | Path | None = None, base: BaseModel | None = None,
 def serve(root: str | Path, host: str = "127.0.0.1", port: int = 8000, api_key: str = DEFAULT_KEY,
           profile: str = "tiny") -> None:
     """Run the service in the foreground (what `course serve-openai` calls) until Ctrl+C."""
-    from .openai_jobs import full_base
+    from course_utils.service.jobs import full_base
 
     service = Service(root, tiny_base() if profile == "tiny" else full_base(), api_key)
     server = ThreadingHTTPServer((host, port), make_handler(service))

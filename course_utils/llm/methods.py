@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
-from . import causal_lm as clm
-from .peft_tools import PeakMemory, folder_mb, load_quantized, measured_training_memory
+from course_utils.llm import causal_lm as clm
+from course_utils.llm.peft_tools import PeakMemory, folder_mb, load_quantized, measured_training_memory
 
 METHODS = ("full", "feature_extraction", "lora", "qlora")
 LEARNING_RATES = {"full": 1e-3, "feature_extraction": 5e-3, "lora": 5e-3, "qlora": 5e-3}
@@ -94,7 +94,7 @@ def save_what_changes(model: PreTrainedModel, method: str, folder: Path) -> floa
         head = {n: p.detach() for n, p in model.named_parameters() if p.requires_grad}
         torch.save(head, folder / "head.pt")
     else:
-        from .text_models import quiet_transformers
+        from course_utils.text.models import quiet_transformers
         with quiet_transformers():
             model.save_pretrained(folder)
     return folder_mb(folder)

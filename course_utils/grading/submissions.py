@@ -11,7 +11,7 @@ from pathlib import Path
 
 import nbformat
 
-from .notebooks import course_root, exercise_cells, read
+from course_utils.notebooks.build import course_root, exercise_cells, read
 
 NAME_LESSON = re.compile(r"(?:^|[^0-9])(\d{2})_[A-Za-z]")
 ANSWER_EXPR = r"""\bcheck\(\s*["']{exercise}["']\s*,\s*(.+?)\s*\)\s*;?\s*$"""

@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from .openai_jobs import BaseModel, Store, new_id
+from course_utils.service.jobs import BaseModel, Store, new_id
 
 
 class ApiError(Exception):

@@ -84,7 +84,7 @@ def load_backbone(name: str, pretrained: bool = True, seed: int = 0,
         model = mobilenet_v3_small(weights=weights if pretrained else None)
         return model, weights.transforms()
     if name == "tiny_resnet":
-        from .vision_train import pretrained_tiny_resnet
+        from course_utils.vision.train import pretrained_tiny_resnet
 
         if pretrained:
             return pretrained_tiny_resnet(progress=progress)

@@ -30,7 +30,7 @@ def course_root() -> Path:
     for folder in (here, *here.parents):
         if (folder / "solutions").is_dir() and (folder / "course_utils").is_dir():
             return folder
-    return Path(__file__).resolve().parent.parent
+    return Path(__file__).resolve().parents[2]
 
 
 @dataclass(frozen=True)
@@ -180,7 +180,7 @@ def with_rendered_cells(nb: nbformat.NotebookNode, path: Path,
                         folder: str = "solutions") -> nbformat.NotebookNode:
     """Render the parts that name the repository from one template: the Colab badge in cell 1
     and the Colab set-up cell 2, so a changed URL or version reaches every notebook."""
-    from .colab import BADGE_PREFIX, badge, setup_cell_source
+    from course_utils.notebooks.colab import BADGE_PREFIX, badge, setup_cell_source
 
     if len(nb.cells) < 3 or nb.cells[0].cell_type != "markdown" or nb.cells[1].cell_type != "code":
         raise ValueError(f"{path.name}: cell 1 must be the title (markdown) and cell 2 the Colab "

@@ -9,11 +9,11 @@ from typing import Callable
 from torch import nn
 from tqdm.auto import tqdm
 
-from .profile import seed_everything
-from .vision import (blocks, count_parameters, freeze_backbone, replace_head, set_trainable,
+from course_utils.profile import seed_everything
+from course_utils.vision.models import (blocks, count_parameters, freeze_backbone, replace_head, set_trainable,
                      unfreeze_last_blocks)
-from .vision_data import ImageSplit
-from .vision_train import History, epochs_for, fit
+from course_utils.vision.data import ImageSplit
+from course_utils.vision.train import History, epochs_for, fit
 
 METHODS = ("scratch", "feature extraction", "full fine-tuning", "gradual unfreezing")
 
@@ -160,7 +160,7 @@ class TransferSetup:
 
     def make_model(self, pretrained: bool = True) -> nn.Module:
         """A fresh copy of the backbone: pretrained weights, or the same architecture at random."""
-        from .vision import load_backbone
+        from course_utils.vision.models import load_backbone
 
         return load_backbone(self.backbone, pretrained=pretrained, progress=False)[0]
 
@@ -173,8 +173,8 @@ class TransferSetup:
 def transfer_setup(profile: str, device: str = "cpu") -> TransferSetup:
     """tiny: the TinyResNet pretrained on digits 0-4 (x4 rotations), target digits 5-9.
     full: ResNet50 with ImageNet weights (IMAGENET1K_V2), target CIFAR-10 from the hub."""
-    from .vision import load_backbone
-    from .vision_data import digits_task, hub_image_task
+    from course_utils.vision.models import load_backbone
+    from course_utils.vision.data import digits_task, hub_image_task
 
     if profile == "tiny":
         backbone, sizes, recipe = "tiny_resnet", (2, 5, 20), TINY_RECIPE

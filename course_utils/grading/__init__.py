@@ -1,0 +1,1 @@
+"""`course check`: gather submissions, run them, evaluate each exercise, write reports."""

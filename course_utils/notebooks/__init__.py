@@ -1,0 +1,1 @@
+"""`course build` and `course run`: lesson notebooks as data, learner copies, Colab cells, execution."""

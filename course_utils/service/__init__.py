@@ -1,0 +1,1 @@
+"""The local OpenAI-compatible fine-tuning service: job store and worker, chat completions, HTTP."""
