@@ -9,7 +9,8 @@ from torch import nn
 from torchvision.models import mobilenet_v3_small, resnet50
 
 from course_utils.checks import FAILED, PASSED, evaluate
-from course_utils.vision.models import (TinyResNet, blocks, count_parameters, freeze_backbone, head,
+from course_utils.torch_utils import count_parameters
+from course_utils.vision.models import (TinyResNet, blocks, freeze_backbone, head,
                                  keep_frozen_batchnorm_in_eval, naive_unfreeze_last_children,
                                  param_groups, replace_head, trainable_blocks,
                                  unfreeze_last_blocks)

@@ -4,7 +4,6 @@ PEFT lessons and the local fine-tuning service share."""
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import random
@@ -12,7 +11,6 @@ import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterator
 
 import torch
 from tqdm.auto import tqdm
@@ -20,6 +18,7 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedModel, PreTrai
 
 from course_utils.profile import cache_dir
 from course_utils.text.models import quiet_transformers
+from course_utils.torch_utils import one_thread_on_cpu
 
 FULL_CAUSAL_LM = "Qwen/Qwen2.5-0.5B-Instruct"
 FULL_QLORA_LM = "meta-llama/Llama-2-7b-hf"
@@ -140,19 +139,6 @@ def encode_batch(tok: PreTrainedTokenizerFast, texts: list[str], prompt_lens: li
         labels[i, :n] = -100
     return {"input_ids": enc["input_ids"].to(device), "attention_mask": enc["attention_mask"].to(device),
             "labels": labels.to(device)}
-
-
-@contextlib.contextmanager
-def one_thread_on_cpu(model: PreTrainedModel) -> Iterator[None]:
-    """Run a tiny model's CPU training on one thread: its matrices are too small to gain from
-    two, and a second thread stalls badly when other processes compete for the cores."""
-    threads = torch.get_num_threads()
-    if next(model.parameters()).device.type == "cpu" and model.num_parameters() < 5_000_000:
-        torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def _train(model: PreTrainedModel, batches, steps: int, lr: float, desc: str,

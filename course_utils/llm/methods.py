@@ -15,6 +15,7 @@ from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from course_utils.llm import causal_lm as clm
 from course_utils.llm.peft_tools import PeakMemory, folder_mb, load_quantized, measured_training_memory
+from course_utils.torch_utils import count_parameters, one_thread_on_cpu
 
 METHODS = ("full", "feature_extraction", "lora", "qlora")
 LEARNING_RATES = {"full": 1e-3, "feature_extraction": 5e-3, "lora": 5e-3, "qlora": 5e-3}
@@ -113,18 +114,12 @@ def run_method(method: str, train: list[tuple[str, str]], test: list[tuple[str, 
         losses = clm.finetune_pairs(model, tok, train, steps=steps, lr=lr or LEARNING_RATES[method],
                                     batch_size=batch_size, seed=seed, progress=False, desc=method)
         seconds = time.perf_counter() - start
-    with clm.one_thread_on_cpu(model):
+    with one_thread_on_cpu(model):
         return _evaluate(model, tok, method, train, test, batch_size, peak.peak_mb, seconds / steps, losses)
 
 
-def _weights_in(p: torch.nn.Parameter) -> int:
-    # bitsandbytes packs two 4-bit weights into each uint8 element of a Params4bit
-    return 2 * p.numel() if type(p).__name__ == "Params4bit" else p.numel()
-
-
 def _evaluate(model, tok, method, train, test, batch_size, peak_mb, sec_per_step, losses) -> MethodResult:
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    total = sum(_weights_in(p) for p in model.parameters())
+    trainable, total = count_parameters(model)
     dev = next(model.parameters()).device
     counted = measured_training_memory(model, clm.chat_batch(tok, train[:batch_size], dev))
     with tempfile.TemporaryDirectory() as tmp:

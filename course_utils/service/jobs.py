@@ -18,7 +18,8 @@ from typing import Any, Callable
 
 import torch
 
-from course_utils.llm.causal_lm import chat_batch, one_thread_on_cpu
+from course_utils.llm.causal_lm import chat_batch
+from course_utils.torch_utils import one_thread_on_cpu
 from course_utils.llm.chat_data import chat_pairs, read_jsonl, validate_jsonl
 
 TERMINAL = ("succeeded", "failed", "cancelled")

@@ -62,13 +62,6 @@ def load_sequence_classifier(source: str, labels: list[str], pretrained: bool = 
         return AutoModelForSequenceClassification.from_config(config)
 
 
-def count_parameters(model: torch.nn.Module) -> tuple[int, int]:
-    """(trainable, total) parameter counts: the first number every fine-tuning method changes."""
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return trainable, total
-
-
 def freeze_word_embeddings(model: PreTrainedModel) -> int:
     """Freeze the token-embedding table (half of MiniLM's weights): on a CPU this halves the
     optimiser's work per step while every transformer layer still trains. Returns the count frozen."""

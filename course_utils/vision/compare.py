@@ -10,8 +10,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from course_utils.profile import seed_everything
-from course_utils.vision.models import (blocks, count_parameters, freeze_backbone, replace_head, set_trainable,
-                     unfreeze_last_blocks)
+from course_utils.torch_utils import count_parameters
+from course_utils.vision.models import (blocks, freeze_backbone, replace_head, set_trainable,
+                                        unfreeze_last_blocks)
 from course_utils.vision.data import ImageSplit
 from course_utils.vision.train import History, epochs_for, fit
 

@@ -168,28 +168,6 @@ def trainable_blocks(model: nn.Module) -> list[str]:
     return [name for name, block in blocks(model) if any(p.requires_grad for p in block.parameters())]
 
 
-@dataclass(frozen=True)
-class ParamCount:
-    """Trainable and total parameters: the cost side of every transfer-learning recipe."""
-
-    trainable: int
-    total: int
-
-    @property
-    def fraction(self) -> float:
-        return self.trainable / self.total if self.total else 0.0
-
-    def __str__(self) -> str:
-        return f"{self.trainable:,} of {self.total:,} parameters trainable ({self.fraction:.2%})"
-
-
-def count_parameters(model: nn.Module) -> ParamCount:
-    """How many parameters the optimiser will update, out of how many the model has."""
-    params = list(model.parameters())
-    return ParamCount(sum(p.numel() for p in params if p.requires_grad),
-                      sum(p.numel() for p in params))
-
-
 def make_head(in_features: int, num_classes: int, hidden: int | None = None,
               dropout: float = 0.5) -> nn.Module:
     """A fresh classification head: one Linear layer, or Linear-ReLU-Dropout-Linear when `hidden`
