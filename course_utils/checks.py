@@ -44,7 +44,7 @@ from .grading import wire
 
 PASSED, FAILED, NOT_ATTEMPTED, ERROR = "passed", "failed", "not attempted", "error"
 STATUSES = (PASSED, FAILED, NOT_ATTEMPTED, ERROR)
-EXERCISE_ID = re.compile(r"^\d\d\.\d{1,2}$")
+EXERCISE_ID = re.compile(r"\d\d\.\d{1,2}")
 OUTCOMES = ("data", "missing", "not_attempted", "failed", "raised", "uncheckable", "timeout")
 UNCHECKABLE = "returned an object that cannot be checked"
 _MISSING = object()
@@ -104,7 +104,7 @@ _REGISTRY: dict[str, Checker] = {}
 
 def checker(exercise: str, title: str, answer: str) -> Callable[[Callable], Callable]:
     """Register the probe of one exercise ("NN.k") and the notebook variable holding its answer."""
-    if not EXERCISE_ID.match(exercise) or not answer.isidentifier():
+    if not EXERCISE_ID.fullmatch(exercise) or not answer.isidentifier():
         raise ValueError(f"bad exercise id {exercise!r} or answer name {answer!r}")
 
     def register(probe: Callable) -> Callable:
@@ -126,7 +126,7 @@ def judge(exercise: str) -> Callable[[Callable], Callable]:
 
 def lookup(exercise: str) -> Checker:
     """Find the checker for an exercise id, importing its lesson's module on first use."""
-    if not isinstance(exercise, str) or not EXERCISE_ID.match(exercise):
+    if not isinstance(exercise, str) or not EXERCISE_ID.fullmatch(exercise):
         raise KeyError(f"not an exercise id: {exercise!r}")
     if exercise not in _REGISTRY:
         lesson = exercise.split(".")[0]

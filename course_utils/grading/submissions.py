@@ -16,7 +16,7 @@ from course_utils import checks
 from course_utils.notebooks.build import exercise_cells, read
 
 NAME_LESSON = re.compile(r"(?:^|[^0-9])(\d{2})_[A-Za-z]")
-LESSON_ID = re.compile(r"^\d\d$")
+LESSON_ID = re.compile(r"\d\d")
 ZIP_TOTAL_BYTES = 512 * 2**20  # everything extracted from one archive
 ZIP_ENTRY_BYTES = 64 * 2**20  # one notebook
 
@@ -139,7 +139,7 @@ def lesson_of(path: Path, nb: nbformat.NotebookNode) -> str | None:
     A metadata id that is not two digits is an error, never a path."""
     number = _course_meta(nb).get("lesson")
     if number not in (None, ""):
-        if not isinstance(number, str) or not LESSON_ID.match(number):
+        if not isinstance(number, str) or not LESSON_ID.fullmatch(number):
             raise ValueError(f"the notebook's lesson id {str(number)[:40]!r} is not two digits")
         return number
     match = NAME_LESSON.search(path.name)
@@ -148,7 +148,7 @@ def lesson_of(path: Path, nb: nbformat.NotebookNode) -> str | None:
 
 def lesson_key(number: str) -> LessonKey:
     """Exercises of a lesson and the variable holding each answer, from the checker registry."""
-    if not isinstance(number, str) or not LESSON_ID.match(number):
+    if not isinstance(number, str) or not LESSON_ID.fullmatch(number):
         raise ValueError(f"not a lesson id: {str(number)[:40]!r}")
     exercises = checks.registered(number)
     if not exercises:
