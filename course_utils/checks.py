@@ -45,7 +45,7 @@ from .grading import wire
 PASSED, FAILED, NOT_ATTEMPTED, ERROR = "passed", "failed", "not attempted", "error"
 STATUSES = (PASSED, FAILED, NOT_ATTEMPTED, ERROR)
 EXERCISE_ID = re.compile(r"\d\d\.\d{1,2}")
-OUTCOMES = ("data", "missing", "not_attempted", "failed", "raised", "uncheckable", "timeout")
+OUTCOMES = ("data", "missing", "not_attempted", "failed", "raised", "uncheckable", "timeout", "probe_error")
 UNCHECKABLE = "returned an object that cannot be checked"
 _MISSING = object()
 
@@ -263,6 +263,9 @@ def _verdict(exercise: str, outcome: dict, judge_func: Callable[[Any], Any], lab
                       "run your function on a small input in a cell of its own to see why")
     if kind in ("uncheckable", "timeout"):
         return Result(exercise, FAILED, label + (message or UNCHECKABLE))
+    if kind == "probe_error":
+        return Result(exercise, ERROR, f"the check could not run in your notebook ({message})",
+                      "restart the kernel and run every cell from the top")
     return Result(exercise, ERROR, f"unreadable record from the notebook ({kind!r})")
 
 

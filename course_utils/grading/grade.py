@@ -39,6 +39,7 @@ class Limits:
     extra_checks: str | None = None
     sandbox: str = "auto"
     processes: int = 256
+    environment: dict[str, str] = field(default_factory=dict)  # extra kernel variables, e.g. a rehearsal switch
 
 
 @dataclass
@@ -167,7 +168,7 @@ def _grade(path: Path, limits: Limits, label: str) -> Grade:
         shutil.copy(path, workdir / "submission.ipynb")
         run = run_confined(nb, workdir, box, limits.profile, limits.notebook_seconds,
                            limits.cell_seconds, probe_budget, limits.memory_gb, limits.processes,
-                           probes)
+                           probes, limits.environment)
     results = _verdicts(key, run, extras)
     learner_cells = run.notebook.cells[:-1]
     if run.interrupted:

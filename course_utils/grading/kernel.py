@@ -39,17 +39,22 @@ NOTEBOOK_OUTPUT_CHARS = 2_000_000
 PROBE_CHARS = 8_000_000
 MAX_MESSAGE_BYTES = 16 * 2**20
 GRADER = {"course_grader": True}
+CAP_MARK = "[output capped by the grader]"
 
 
 def probe_cell(exercises: list[str], extras: dict[str, list], seconds: float) -> str:
     """Source of the cell that asks each exercise's probe for data (and runs hidden inputs)."""
     payload = json.dumps([[e, extras.get(e, [])] for e in exercises])
     return (f"from IPython.display import display as _course_display\n"
-            f"from course_utils.checks import probe as _course_probe\n"
             f"import json as _course_json\n"
             f"for _course_e, _course_x in _course_json.loads({payload!r}):\n"
-            f"    _course_display({{{PROBE_MIME!r}: _course_probe(_course_e, extras=_course_x, "
-            f"seconds={seconds!r})}}, raw=True)\n")
+            f"    try:\n"
+            f"        from course_utils.checks import probe as _course_probe\n"
+            f"        _course_r = _course_probe(_course_e, extras=_course_x, seconds={seconds!r})\n"
+            f"    except BaseException as _course_exc:\n"
+            f"        _course_r = _course_json.dumps({{'exercise': _course_e, 'outcome': 'probe_error', "
+            f"'message': f'{{type(_course_exc).__name__}}: {{_course_exc}}'[:300]}})\n"
+            f"    _course_display({{{PROBE_MIME!r}: _course_r}}, raw=True)\n")
 
 
 class _Manager(AsyncKernelManager):
@@ -100,7 +105,8 @@ class _Client(NotebookClient):
         return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
 
     async def _async_handle_timeout(self, timeout, cell=None):
-        self.run_state.interrupted.append(self.current)
+        if self.current not in self.run_state.interrupted:
+            self.run_state.interrupted.append(self.current)
         return await super()._async_handle_timeout(timeout, cell)
 
     def output(self, outs, msg, display_id, cell_index):
@@ -117,7 +123,7 @@ class _Client(NotebookClient):
         if used + size > CELL_OUTPUT_CHARS or self.total + size > NOTEBOOK_OUTPUT_CHARS:
             if cell_index not in self.run_state.truncated:
                 self.run_state.truncated.append(cell_index)
-                outs.append(new_output("stream", name="stderr", text="[output capped by the grader]\n"))
+                outs.append(new_output("stream", name="stderr", text=CAP_MARK + "\n"))
             return None
         self.chars[cell_index] = used + size
         self.total += size
@@ -134,6 +140,51 @@ def _environment(workdir: Path, profile: str) -> dict[str, str]:
            "TORCH_HOME": f"{private}/torch", "JUPYTER_RUNTIME_DIR": f"{private}/jupyter"}
 
 
+OUTPUT_CAP_STARTUP = f"""\
+# Written by the grader: caps what this kernel prints, so a noisy notebook stays gradable.
+def _course_cap(cell_chars={CELL_OUTPUT_CHARS}, total_chars={NOTEBOOK_OUTPUT_CHARS}):
+    import sys
+    from IPython import get_ipython
+
+    shell = get_ipython()
+    if shell is None:
+        return
+    state = {{"cell": 0, "total": 0, "noted": False}}
+    for name in ("stdout", "stderr"):
+        stream = getattr(sys, name)
+
+        def write(text, original=stream.write):
+            size = len(text)
+            if state["cell"] + size > cell_chars or state["total"] + size > total_chars:
+                if not state["noted"]:
+                    state["noted"] = True
+                    original("\\n{CAP_MARK}\\n")
+                return size
+            state["cell"] += size
+            state["total"] += size
+            return original(text)
+
+        stream.write = write
+
+    def reset(*args):
+        state["cell"], state["noted"] = 0, False
+
+    shell.events.register("pre_run_cell", reset)
+
+
+_course_cap()
+del _course_cap
+"""
+
+
+def _kernel_startup(ipython_dir: Path) -> None:
+    """The kernel's own output cap, installed before any learner code runs (the grader also
+    drops excess output and refuses oversized messages, whatever the kernel does later)."""
+    startup = ipython_dir / "profile_default" / "startup"
+    startup.mkdir(parents=True, exist_ok=True)
+    (startup / "00-course-output-cap.py").write_text(OUTPUT_CAP_STARTUP)
+
+
 def _seed_cache(target: Path) -> None:
     """A private copy of the checkpoints the course trains itself, so a submission reads them
     without retraining but can never alter what the next one sees."""
@@ -147,15 +198,16 @@ def _seed_cache(target: Path) -> None:
 
 def run_confined(nb: nbformat.NotebookNode, workdir: Path, box: sandboxes.Sandbox, profile: str,
                  notebook_seconds: int, cell_seconds: int, probe_seconds: int, memory_gb: float,
-                 processes: int, probe_source: str) -> Run:
+                 processes: int, probe_source: str, extra_env: dict[str, str] | None = None) -> Run:
     """Execute the learner's cells and the probe cell in a confined kernel; collect records."""
     nb.cells.append(new_code_cell(probe_source, metadata=dict(GRADER)))
     start = time.monotonic()
     learner_deadline = start + notebook_seconds
     hard_deadline = learner_deadline + probe_seconds + 15
     run = Run(nb, 0.0)
-    env = _environment(workdir, profile)
+    env = {**_environment(workdir, profile), **(extra_env or {})}
     _seed_cache(Path(env["COURSE_CACHE"]))
+    _kernel_startup(Path(env["IPYTHONDIR"]))
     kernel = [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"]
     argv = sandboxes.command(box, kernel, workdir, env, memory_gb, processes)
     km = _Manager(transport="ipc", connection_file=str(workdir / "kernel.json"))
@@ -196,6 +248,8 @@ def run_confined(nb: nbformat.NotebookNode, workdir: Path, box: sandboxes.Sandbo
         run.error = run.error or (f"notebook time limit of {notebook_seconds} s reached; "
                                   f"{run.skipped} later cell(s) not run")
     run.records = _records(nb.cells[-1])
+    run.truncated += [i for i, cell in enumerate(nb.cells[:-1]) if i not in run.truncated and any(
+        CAP_MARK in str(o.get("text", "")) for o in cell.get("outputs", []))]
     return run
 
 
