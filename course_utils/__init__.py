@@ -13,7 +13,9 @@ Subpackages by concern, so the code behind any notebook cell is one hop away:
                  generated support tickets (``support_tickets``).
 - ``service/``   the local OpenAI-compatible fine-tuning service: job store and worker (``jobs``),
                  chat completions (``chat``), HTTP (``server``).
-- ``grading/``   ``course check``: gathering submissions, the grader's kernel cells, verdicts, reports.
+- ``grading/``   ``course check``: gathering submissions (``submissions``), the bubblewrap sandbox
+                 (``sandbox``, ``confine``), the confined kernel and its probe cell (``kernel``), the
+                 data-only boundary (``wire``), verdicts (``grade``), reports (``report``).
 - ``notebooks/`` ``course build`` and ``course run``: lesson files, learner copies, Colab cells,
                  headless execution.
 - ``exercises/`` one checker module per lesson (``exNN``).
