@@ -33,6 +33,7 @@ class Limits:
     memory_gb: float = 6.0
     profile: str = "tiny"
     extra_checks: str | None = None
+    rehearsal: bool = False  # full profile against local stand-ins (`course check --rehearsal`)
 
 
 @dataclass
@@ -116,7 +117,8 @@ def grade(path: Path | str, limits: Limits | None = None, name: str | None = Non
         run = execute_notebook(
             nb, workdir, profile=limits.profile, timeout=limits.notebook_seconds,
             cell_timeout=limits.cell_seconds, allow_errors=True, memory_gb=limits.memory_gb,
-            cell_budget=lambda c: final_budget if c.metadata.get("course_grader") else None)
+            cell_budget=lambda c: final_budget if c.metadata.get("course_grader") else None,
+            rehearsal=limits.rehearsal)
         lines = result_file.read_text().splitlines() if result_file.exists() else []
     results = _from_records(lines, key, run.notebook, run.error)
     timed_out = [i for i, c in enumerate(run.notebook.cells[1:-1], 1)

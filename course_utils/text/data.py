@@ -99,7 +99,7 @@ def intent_splits(test_per_class: int = 30, intents: tuple[str, ...] = DEFAULT_I
 def imdb_splits(train_per_class: int = 2500, test_per_class: int = 500,
                 seed: int = 0) -> tuple[TextSplit, TextSplit]:
     """IMDB movie reviews from the hub (full profile): balanced samples of the train/test splits."""
-    from datasets import load_dataset
+    from course_utils.hub import load_dataset
 
     data = load_dataset("stanfordnlp/imdb")
     splits = []
@@ -107,9 +107,10 @@ def imdb_splits(train_per_class: int = 2500, test_per_class: int = 500,
         part = data[name].shuffle(seed=seed)
         texts, labels = [], []
         for label in (0, 1):
-            chosen = part.filter(lambda row, lab=label: row["label"] == lab).select(range(per_class))
+            chosen = part.filter(lambda row, lab=label: row["label"] == lab)
+            chosen = chosen.select(range(min(per_class, len(chosen))))
             texts += chosen["text"]
-            labels += [label] * per_class
+            labels += [label] * len(chosen)
         splits.append(TextSplit(texts, labels, ["negative", "positive"]))
     return splits[0], splits[1]
 

@@ -46,14 +46,14 @@ def imdb_splits(train_size: int | None = 5000, test_size: int | None = 1000,
                 seed: int = 0) -> tuple[TextSplit, TextSplit]:
     """IMDB reviews from the hub (full profile): a shuffled sample as in the seed, or all 25k/25k
     when the sizes are None."""
-    from datasets import load_dataset
+    from course_utils.hub import load_dataset
 
     raw = load_dataset("stanfordnlp/imdb")
     out = []
     for name, size in (("train", train_size), ("test", test_size)):
         part = raw[name].shuffle(seed=seed)
         if size is not None:
-            part = part.select(range(size))
+            part = part.select(range(min(size, len(part))))
         out.append(TextSplit(list(part["text"]), list(part["label"]), list(IMDB_LABELS)))
     return out[0], out[1]
 
