@@ -131,8 +131,9 @@ def execute_notebook(nb: nbformat.NotebookNode, workdir: Path, profile: str = "t
     `timeout` bounds the whole notebook; `cell_timeout`, when set, bounds each cell and the
     kernel is interrupted (not killed) so later cells still run; `cell_budget` may give chosen
     cells a budget of their own; `memory_gb` caps the resident memory of everything the
-    notebook starts; `rehearsal` sets COURSE_REHEARSAL=1 (hub models and data replaced by local
-    stand-ins, see `course_utils.hub`). Processes left running are killed at the end."""
+    notebook starts; `rehearsal` runs the kernel with COURSE_REHEARSAL=1 (hub models and data
+    replaced by local stand-ins, see `course_utils.hub`). Processes left running are killed at
+    the end."""
     start = time.perf_counter()
     deadline = start + timeout
 
@@ -152,8 +153,14 @@ def execute_notebook(nb: nbformat.NotebookNode, workdir: Path, profile: str = "t
                             resources={"metadata": {"path": str(workdir)}})
     watch = MemoryWatch(workdir, memory_gb) if memory_gb else None
     error = None
-    with environment(COURSE_PROFILE=profile, COURSE_REHEARSAL="1" if rehearsal else None,
-                     PYTHONWARNINGS="ignore", TOKENIZERS_PARALLELISM="false"):
+    if rehearsal:
+        from course_utils.rehearsal import kernel_environment
+
+        switch = kernel_environment()
+    else:
+        switch = {"COURSE_REHEARSAL": None}
+    with environment(COURSE_PROFILE=profile, PYTHONWARNINGS="ignore",
+                     TOKENIZERS_PARALLELISM="false", **switch):
         if watch:
             watch.start()
         try:
