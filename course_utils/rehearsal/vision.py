@@ -2,9 +2,10 @@
 resnet50, `MobileNetV3`), shrunk, random weights; and the weights enum's own preprocessing.
 
 The shrunk size also shrinks the input side: the enum's `ImageClassification` transform (same
-class, mean, std, interpolation and resize/crop ratio) at 32 px instead of 224 px. A torchvision
+class, mean, std, interpolation and resize/crop ratio) at 16 px instead of 224 px. A torchvision
 ResNet spends about 0.5 GMAC per 224 px image in its stem and downsampling convolutions whatever
-its width, and the full recipe's 60-step floor per run would take many minutes on a CPU.
+its width, and the full recipe's 60-step floor per run (five runs in lesson 03) would take many
+minutes on a CPU: measured 29 s per 50-image step at 224 px, 0.09 CPU s at 16 px.
 COURSE_REHEARSAL_SIZE=full uses `weights.transforms()` unchanged."""
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from torch import nn
 
 from course_utils.rehearsal import vision_standin
 
-SHRUNK_SIDE = 32
+SHRUNK_SIDE = 16
 
 
 @vision_standin("resnet50")
@@ -26,7 +27,7 @@ def resnet50(size: str) -> nn.Module:
 
     if size == "full":
         return real(weights=None)
-    return ResNet(Bottleneck, [1, 1, 1, 1], width_per_group=16)
+    return ResNet(Bottleneck, [1, 1, 1, 1], width_per_group=4)
 
 
 @vision_standin("mobilenet_v3_small")
