@@ -19,7 +19,10 @@ Subpackages by concern, so the code behind any notebook cell is one hop away:
 - ``notebooks/`` ``course build`` and ``course run``: lesson files, learner copies, Colab cells,
                  headless execution.
 - ``exercises/`` one checker module per lesson (``exNN``).
+- ``rehearsal/`` local stand-ins (real classes and features, shrunk, random weights) that ``hub``
+                 returns in the full-profile rehearsal instead of hub models and data.
 - shared: ``profile`` (tiny/full, device, precision, seeds, caches), ``checks`` (``check()``),
+  ``hub`` (the one loading boundary for hub checkpoints, datasets and torchvision weights),
   ``torch_utils`` (parameter counts, CPU threads), ``plots``, ``doctor`` and ``cli``.
 """
 

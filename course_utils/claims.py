@@ -11,17 +11,13 @@ the notebook runs, not what it learns.
 
 from __future__ import annotations
 
-import os
 from typing import Any
+
+from course_utils.profile import rehearsal
 
 
 class ClaimFailed(AssertionError):
     """A lesson's measured claim did not hold on this run."""
-
-
-def rehearsal() -> bool:
-    """Whether this run is the full-profile rehearsal, whose random-weight models learn nothing."""
-    return os.environ.get("COURSE_REHEARSAL", "").strip().lower() in {"1", "true", "yes"}
 
 
 def _fmt(value: Any) -> str:

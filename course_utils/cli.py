@@ -46,6 +46,11 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rehearsal_profile(args: argparse.Namespace) -> None:
+    if args.rehearsal and args.profile != "full":
+        raise ValueError("--rehearsal rehearses the full profile: add --profile full")
+
+
 def _run(args: argparse.Namespace) -> int:
     import nbformat
 
@@ -54,13 +59,14 @@ def _run(args: argparse.Namespace) -> int:
 
     from course_utils.profile import cache_dir
 
+    _rehearsal_profile(args)
     paths = find_notebooks(args.lessons)
     out = Path(args.out) if args.out else cache_dir("executed")
     out.mkdir(parents=True, exist_ok=True)
     results = []
     for path in paths:
-        tqdm.write(f"running {path.name} ({args.profile}) ...")
-        run = execute(path, profile=args.profile, timeout=args.timeout)
+        tqdm.write(f"running {path.name} ({args.profile}{', rehearsal' if args.rehearsal else ''}) ...")
+        run = execute(path, profile=args.profile, timeout=args.timeout, rehearsal=args.rehearsal)
         results.append(run)
         nbformat.write(run.notebook, str(out / path.name))
         status = "ok" if run.error is None else f"FAILED: {run.error}"
@@ -81,10 +87,13 @@ def _check(args: argparse.Namespace) -> int:
     from course_utils.grading.grade import (Limits, details, grade_all, resolve_sandbox, safe, table,
                                             write_report)
     from course_utils.grading.submissions import gather
+    from course_utils.rehearsal import kernel_environment
 
+    _rehearsal_profile(args)
     limits = Limits(notebook_seconds=args.timeout, cell_seconds=args.cell_timeout,
                     memory_gb=args.memory_gb, profile=args.profile, extra_checks=args.extra_checks,
-                    sandbox=args.sandbox)
+                    sandbox=args.sandbox,
+                    environment=kernel_environment() if args.rehearsal else {})
     if args.extra_checks and not Path(args.extra_checks).is_file():
         raise FileNotFoundError(f"no extra-checks file {args.extra_checks}")
     box = resolve_sandbox(args.sandbox)
@@ -127,6 +136,9 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--profile", choices=("tiny", "full"), default="tiny")
     r.add_argument("--out", help="folder for the executed copies (default: the course cache)")
     r.add_argument("--timeout", type=int, default=600, help="seconds allowed per notebook")
+    r.add_argument("--rehearsal", action="store_true",
+                   help="with --profile full: hub models and data replaced by local stand-ins "
+                        "(real classes, shrunk, random weights), offline")
     r.set_defaults(func=_run)
     c = sub.add_parser("check", help="grade notebooks exercise by exercise",
                        description="Grade notebooks exercise by exercise. Exit status: 0 when every "
@@ -138,6 +150,9 @@ def parser() -> argparse.ArgumentParser:
                    help="also write verdicts to this file (repeatable)")
     c.add_argument("--profile", choices=("tiny", "full"), default="tiny")
     c.add_argument("--jobs", type=int, default=1, help="submissions graded at once")
+    c.add_argument("--rehearsal", action="store_true",
+                   help="with --profile full: hub models and data replaced by local stand-ins "
+                        "(real classes, shrunk, random weights), offline")
     c.add_argument("--timeout", type=int, default=600, help="seconds allowed per notebook")
     c.add_argument("--cell-timeout", type=int, default=120,
                    help="seconds allowed per cell; the cell is interrupted, the rest still runs")

@@ -13,6 +13,12 @@ import torch
 PROFILES = ("tiny", "full")
 
 
+def rehearsal() -> bool:
+    """Whether this run is the full-profile rehearsal (`COURSE_REHEARSAL=1`): hub models and data
+    are replaced by local stand-ins with random weights, so the full code runs offline."""
+    return os.environ.get("COURSE_REHEARSAL", "").strip().lower() in {"1", "true", "yes"}
+
+
 def cuda_available() -> bool:
     """Whether a CUDA GPU is usable; split out so tests can pretend either way."""
     return torch.cuda.is_available()

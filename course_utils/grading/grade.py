@@ -53,6 +53,7 @@ class Grade:
     problem: str | None = None
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # "cell N: Name: value" per learner-cell error
 
     @property
     def graded(self) -> bool:
@@ -181,7 +182,11 @@ def _grade(path: Path, limits: Limits, label: str) -> Grade:
         notes.append(f"cell(s) {', '.join(memory)} hit the memory cap of {limits.memory_gb:g} GB")
     if run.truncated:
         notes.append(f"output of cell(s) {', '.join(map(str, run.truncated))} capped")
-    return Grade(label, lesson, results, problem=run.error, seconds=run.seconds, notes=notes)
+    errors = [f"cell {i}: {o.get('ename')}: {str(o.get('evalue', ''))[:200]}"
+              for i, c in enumerate(learner_cells) if c.cell_type == "code"
+              for o in c.get("outputs", []) if o.get("output_type") == "error"]
+    return Grade(label, lesson, results, problem=run.error, seconds=run.seconds, notes=notes,
+                 errors=errors)
 
 
 def _grade_one(args: tuple[Submission, Limits]) -> Grade:

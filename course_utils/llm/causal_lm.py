@@ -204,8 +204,11 @@ def load_causal_lm(profile: str, **kwargs) -> tuple[PreTrainedModel, PreTrainedT
         return load_base(**kwargs)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tok = AutoTokenizer.from_pretrained(FULL_CAUSAL_LM)
-    return AutoModelForCausalLM.from_pretrained(FULL_CAUSAL_LM, **kwargs).eval(), tok
+    from course_utils.hub import model_source
+
+    source = model_source(FULL_CAUSAL_LM)
+    tok = AutoTokenizer.from_pretrained(source)
+    return AutoModelForCausalLM.from_pretrained(source, **kwargs).eval(), tok
 
 
 def _chat_texts(tok, pairs: list[tuple[str, str]]) -> tuple[list[str], list[int]]:

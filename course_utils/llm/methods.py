@@ -51,7 +51,9 @@ def prepare(method: str, profile: str = "tiny", r: int = 8,
     if method == "qlora":
         from peft import prepare_model_for_kbit_training
 
-        source = clm.base_model_path() if profile == "tiny" else clm.FULL_CAUSAL_LM
+        from course_utils.hub import model_source
+
+        source = clm.base_model_path() if profile == "tiny" else model_source(clm.FULL_CAUSAL_LM)
         _, tok = clm.load_causal_lm(profile) if profile == "tiny" else (None, None)
         if tok is None:
             from transformers import AutoTokenizer

@@ -125,13 +125,15 @@ def execute_notebook(nb: nbformat.NotebookNode, workdir: Path, profile: str = "t
                      timeout: int = 600, cell_timeout: int | None = None,
                      allow_errors: bool = False, memory_gb: float | None = None,
                      cell_budget: Callable[[nbformat.NotebookNode], int | None] | None = None,
-                     path: Path | None = None) -> Execution:
+                     path: Path | None = None, rehearsal: bool = False) -> Execution:
     """Execute `nb` in place in a fresh kernel whose working directory is `workdir`.
 
     `timeout` bounds the whole notebook; `cell_timeout`, when set, bounds each cell and the
     kernel is interrupted (not killed) so later cells still run; `cell_budget` may give chosen
     cells a budget of their own; `memory_gb` caps the resident memory of everything the
-    notebook starts. Processes left running are killed at the end."""
+    notebook starts; `rehearsal` runs the kernel with COURSE_REHEARSAL=1 (hub models and data
+    replaced by local stand-ins, see `course_utils.hub`). Processes left running are killed at
+    the end."""
     start = time.perf_counter()
     deadline = start + timeout
 
@@ -151,8 +153,14 @@ def execute_notebook(nb: nbformat.NotebookNode, workdir: Path, profile: str = "t
                             resources={"metadata": {"path": str(workdir)}})
     watch = MemoryWatch(workdir, memory_gb) if memory_gb else None
     error = None
+    if rehearsal:
+        from course_utils.rehearsal import kernel_environment
+
+        switch = kernel_environment()
+    else:
+        switch = {"COURSE_REHEARSAL": None}
     with environment(COURSE_PROFILE=profile, PYTHONWARNINGS="ignore",
-                     TOKENIZERS_PARALLELISM="false"):
+                     TOKENIZERS_PARALLELISM="false", **switch):
         if watch:
             watch.start()
         try:
@@ -169,7 +177,7 @@ def execute_notebook(nb: nbformat.NotebookNode, workdir: Path, profile: str = "t
 
 
 def execute(path: Path, profile: str = "tiny", timeout: int = 600, allow_errors: bool = False,
-            workdir: Path | None = None) -> Execution:
+            workdir: Path | None = None, rehearsal: bool = False) -> Execution:
     """Run a notebook top to bottom in a fresh kernel, in a scratch working directory so the
     notebook cannot litter the repository; `timeout` bounds the whole notebook in seconds."""
     nb = read(path)
@@ -177,4 +185,4 @@ def execute(path: Path, profile: str = "tiny", timeout: int = 600, allow_errors:
         if workdir is None:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="course-run-")))
         return execute_notebook(nb, workdir, profile=profile, timeout=timeout,
-                                allow_errors=allow_errors, path=Path(path))
+                                allow_errors=allow_errors, path=Path(path), rehearsal=rehearsal)

@@ -101,7 +101,7 @@ def imdb_splits(train_size: int | None = 5000, test_size: int | None = 1000,
                 seed: int = 0) -> tuple[TextSplit, TextSplit]:
     """IMDB movie reviews from the hub (full profile): class-balanced samples of the train and
     test splits (half of each size per label), or all 25k/25k when the sizes are None."""
-    from datasets import load_dataset
+    from course_utils.hub import load_dataset
 
     data = load_dataset(IMDB)
     splits = []
@@ -112,7 +112,7 @@ def imdb_splits(train_size: int | None = 5000, test_size: int | None = 1000,
             continue
         texts, labels = [], []
         for label in (0, 1):
-            chosen = part.filter(lambda row, lab=label: row["label"] == lab).select(range(size // 2))
+            chosen = part.filter(lambda row, lab=label: row["label"] == lab).select(range(min(size // 2, len(chosen))))
             texts += chosen["text"]
             labels += [label] * len(chosen)
         splits.append(TextSplit(texts, labels, list(IMDB_LABELS), "IMDB reviews"))

@@ -24,7 +24,9 @@ def minilm_path() -> Path:
 
 def encoder_source(profile: str) -> str:
     """What `from_pretrained` loads in a profile: a local directory on tiny, a hub id on full."""
-    return str(minilm_path()) if profile == "tiny" else FULL_ENCODER
+    from course_utils.hub import model_source
+
+    return str(minilm_path()) if profile == "tiny" else model_source(FULL_ENCODER)
 
 
 @contextlib.contextmanager

@@ -126,7 +126,7 @@ def to_dataset(examples: list[NerExample]):
 
 def conll2003(label_names: list[str] | None = None):
     """CoNLL-2003 from a parquet copy current `datasets` loads (full profile), and its tag names."""
-    from datasets import load_dataset
+    from course_utils.hub import load_dataset
 
     raw = load_dataset("lhoestq/conll2003")
     feature = raw["train"].features["ner_tags"]

@@ -66,7 +66,7 @@ def generated_qa(n_train: int = 400, n_test: int = 80, n_people: int = 2,
 
 def squad(train_size: int | None = None, eval_size: int | None = None, seed: int = 0):
     """SQuAD v1.1 from the hub (full profile), optionally a shuffled sample of each split."""
-    from datasets import load_dataset
+    from course_utils.hub import load_dataset
 
     raw = load_dataset("rajpurkar/squad")
     if train_size is not None:

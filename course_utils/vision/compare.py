@@ -183,6 +183,11 @@ def transfer_setup(profile: str, device: str = "cpu") -> TransferSetup:
     else:
         backbone, sizes, recipe = "resnet50", (5, 25, 100), FULL_RECIPE
         pool, test = hub_image_task()
+    # Labelled-set sizes the pool can supply (a small hub dataset may hold fewer per class).
+    smallest = min(pool.counts().values())
+    sizes = tuple(n for n in sizes if n <= smallest)
+    if not sizes:
+        raise ValueError(f"the labelled pool has only {smallest} images in some class")
     _, transform = load_backbone(backbone)  # pretrained by default: trains or downloads it once
     return TransferSetup(backbone, pool.with_transform(transform),
                          test.with_transform(transform), sizes, recipe, str(device))

@@ -97,7 +97,7 @@ def hub_image_task(name: str = FULL_DATASET, test_size: int = 2000, seed: int = 
                    label_column: str | None = None) -> tuple[ImageSplit, ImageSplit]:
     """A labelled image dataset from the Hugging Face hub (full profile) as a (train pool, test)
     pair of PIL images; attach the model's preprocessing with `with_transform`."""
-    from datasets import load_dataset
+    from course_utils.hub import load_dataset
 
     ds = load_dataset(name)
     train_ds = ds["train"]

@@ -71,18 +71,15 @@ def load_backbone(name: str, pretrained: bool = True, seed: int = 0,
     through torchvision's `weights=` enums (download on first use); `tiny_resnet` loads the
     digits-0-4 checkpoint the course pretrains and caches. `pretrained=False` gives the same
     architecture with random weights: the from-scratch baseline."""
-    if name == "resnet50":
-        from torchvision.models import ResNet50_Weights, resnet50
+    if name in ("resnet50", "mobilenet_v3_small"):
+        from torchvision.models import MobileNet_V3_Small_Weights, ResNet50_Weights
 
-        weights = ResNet50_Weights.IMAGENET1K_V2
-        model = resnet50(weights=weights if pretrained else None)
-        return model, weights.transforms()
-    if name == "mobilenet_v3_small":
-        from torchvision.models import MobileNet_V3_Small_Weights, mobilenet_v3_small
+        from course_utils.hub import vision_model, vision_transforms
 
-        weights = MobileNet_V3_Small_Weights.IMAGENET1K_V1
-        model = mobilenet_v3_small(weights=weights if pretrained else None)
-        return model, weights.transforms()
+        weights = {"resnet50": ResNet50_Weights.IMAGENET1K_V2,
+                   "mobilenet_v3_small": MobileNet_V3_Small_Weights.IMAGENET1K_V1}[name]
+        model = vision_model(name, weights=weights if pretrained else None)
+        return model, vision_transforms(weights)
     if name == "tiny_resnet":
         from course_utils.vision.train import pretrained_tiny_resnet
 

@@ -65,7 +65,9 @@ def _is_tensor_split(split: ImageSplit) -> bool:
 def batches(split: ImageSplit, batch_size: int, shuffle: bool = False, seed: int = 0,
             workers: int = 2) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """(images, labels) batches with the split's transform applied; small tensor datasets are
-    stacked once and sliced (fast on a CPU), others go through a DataLoader with workers."""
+    stacked once and sliced (fast on a CPU), others go through a DataLoader, with `workers`
+    processes when a pass holds more than a few batches (each pass forks them anew, which costs
+    more than decoding a handful of batches in-process)."""
     if _is_tensor_split(split):
         x = torch.stack(list(split.images))
         if split.transform is not None:
@@ -77,6 +79,7 @@ def batches(split: ImageSplit, batch_size: int, shuffle: bool = False, seed: int
             idx = order[i:i + batch_size]
             yield x[idx], y[idx]
         return
+    workers = workers if len(split) > 4 * batch_size else 0
     loader = torch.utils.data.DataLoader(
         split, batch_size=batch_size, shuffle=shuffle, num_workers=workers, pin_memory=True,
         generator=torch.Generator().manual_seed(seed))
