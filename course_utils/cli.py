@@ -49,7 +49,7 @@ def _build(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     import nbformat
 
-    from course_utils.notebooks.build import find_notebooks
+    from course_utils.notebooks.build import find_notebooks, lesson_info
     from course_utils.notebooks.runner import execute
 
     from course_utils.profile import cache_dir
@@ -60,7 +60,8 @@ def _run(args: argparse.Namespace) -> int:
     results = []
     for path in paths:
         tqdm.write(f"running {path.name} ({args.profile}) ...")
-        run = execute(path, profile=args.profile, timeout=args.timeout)
+        timeout = args.timeout or lesson_info(path).limits(args.profile).notebook_seconds
+        run = execute(path, profile=args.profile, timeout=timeout)
         results.append(run)
         nbformat.write(run.notebook, str(out / path.name))
         status = "ok" if run.error is None else f"FAILED: {run.error}"
@@ -104,6 +105,10 @@ def _serve_openai(args: argparse.Namespace) -> int:
     return 0
 
 
+DERIVED = ("(default: tiny 600 s per notebook, 120 s per cell, 6 GB; full: from each lesson's "
+           "stated budget, see `course list`)")
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser, exposed so tests can check the documented commands exist."""
     p = argparse.ArgumentParser(prog="course", description="Run, build and grade the course.")
@@ -119,7 +124,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("lessons", nargs="*", help="numbers, names or paths (default: all solutions)")
     r.add_argument("--profile", choices=("tiny", "full"), default="tiny")
     r.add_argument("--out", help="folder for the executed copies (default: the course cache)")
-    r.add_argument("--timeout", type=int, default=600, help="seconds allowed per notebook")
+    r.add_argument("--timeout", type=int, default=None, help=f"seconds allowed per notebook {DERIVED}")
     r.set_defaults(func=_run)
     c = sub.add_parser("check", help="grade notebooks exercise by exercise")
     c.add_argument("paths", nargs="+", help="notebooks, folders of notebooks, or .zip files")
@@ -127,11 +132,11 @@ def parser() -> argparse.ArgumentParser:
                    help="also write verdicts to this file (repeatable)")
     c.add_argument("--profile", choices=("tiny", "full"), default="tiny")
     c.add_argument("--jobs", type=int, default=1, help="submissions graded at once")
-    c.add_argument("--timeout", type=int, default=600, help="seconds allowed per notebook")
-    c.add_argument("--cell-timeout", type=int, default=120,
-                   help="seconds allowed per cell; the cell is interrupted, the rest still runs")
-    c.add_argument("--memory-gb", type=float, default=6.0,
-                   help="resident memory a submission may use before its kernel is killed")
+    c.add_argument("--timeout", type=int, default=None, help=f"seconds allowed per notebook {DERIVED}")
+    c.add_argument("--cell-timeout", type=int, default=None,
+                   help=f"seconds allowed per cell; the cell is interrupted, the rest still runs {DERIVED}")
+    c.add_argument("--memory-gb", type=float, default=None,
+                   help=f"resident memory a submission may use before its kernel is killed {DERIVED}")
     c.add_argument("--extra-checks", metavar="FILE.py",
                    help="hidden tests: functions decorated with @extra(\"NN.k\") taking the answer")
     c.set_defaults(func=_check)

@@ -25,14 +25,26 @@ from course_utils.grading.submissions import Submission, answer_errors, lesson_k
 
 @dataclass
 class Limits:
-    """How far one submission may go before the grader stops it."""
+    """How far one submission may go before the grader stops it; a limit left at None comes from
+    the lesson's budget for the profile (`course_utils.notebooks.build.RunLimits`)."""
 
-    notebook_seconds: int = 600
-    cell_seconds: int = 120
+    notebook_seconds: int | None = None
+    cell_seconds: int | None = None
     check_seconds: int = 30
-    memory_gb: float = 6.0
+    memory_gb: float | None = None
     profile: str = "tiny"
     extra_checks: str | None = None
+
+    def for_lesson(self, number: str) -> "Limits":
+        """These limits with every unset one filled in from lesson `number`'s stated budget."""
+        from dataclasses import replace
+
+        from course_utils.notebooks.build import find_notebooks, lesson_info
+
+        default = lesson_info(find_notebooks([number])[0]).limits(self.profile)
+        return replace(self, notebook_seconds=self.notebook_seconds or default.notebook_seconds,
+                       cell_seconds=self.cell_seconds or default.cell_seconds,
+                       memory_gb=self.memory_gb or default.memory_gb)
 
 
 @dataclass
@@ -99,6 +111,7 @@ def grade(path: Path | str, limits: Limits | None = None, name: str | None = Non
             return Grade(label, None, problem="cannot tell which lesson this notebook is "
                                               "(no lesson id in its metadata, no NN_ in its name)")
         key = lesson_key(lesson)
+        limits = limits.for_lesson(lesson)
     except (ValueError, FileNotFoundError) as exc:
         return Grade(label, None, problem=str(exc))
     notes = structure_notes(nb, key)
