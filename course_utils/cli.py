@@ -54,7 +54,7 @@ def _rehearsal_profile(args: argparse.Namespace) -> None:
 def _run(args: argparse.Namespace) -> int:
     import nbformat
 
-    from course_utils.notebooks.build import find_notebooks
+    from course_utils.notebooks.build import find_notebooks, lesson_info
     from course_utils.notebooks.runner import execute
 
     from course_utils.profile import cache_dir
@@ -66,7 +66,8 @@ def _run(args: argparse.Namespace) -> int:
     results = []
     for path in paths:
         tqdm.write(f"running {path.name} ({args.profile}{', rehearsal' if args.rehearsal else ''}) ...")
-        run = execute(path, profile=args.profile, timeout=args.timeout, rehearsal=args.rehearsal)
+        timeout = args.timeout or lesson_info(path).limits(args.profile).notebook_seconds
+        run = execute(path, profile=args.profile, timeout=timeout, rehearsal=args.rehearsal)
         results.append(run)
         nbformat.write(run.notebook, str(out / path.name))
         status = "ok" if run.error is None else f"FAILED: {run.error}"
@@ -120,6 +121,10 @@ def _serve_openai(args: argparse.Namespace) -> int:
     return 0
 
 
+DERIVED = ("(default: tiny 600 s per notebook, 120 s per cell, 6 GB; full: from each lesson's "
+           "stated budget, see `course list`)")
+
+
 def parser() -> argparse.ArgumentParser:
     """The argument parser, exposed so tests can check the documented commands exist."""
     p = argparse.ArgumentParser(prog="course", description="Run, build and grade the course.")
@@ -135,7 +140,7 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("lessons", nargs="*", help="numbers, names or paths (default: all solutions)")
     r.add_argument("--profile", choices=("tiny", "full"), default="tiny")
     r.add_argument("--out", help="folder for the executed copies (default: the course cache)")
-    r.add_argument("--timeout", type=int, default=600, help="seconds allowed per notebook")
+    r.add_argument("--timeout", type=int, default=None, help=f"seconds allowed per notebook {DERIVED}")
     r.add_argument("--rehearsal", action="store_true",
                    help="with --profile full: hub models and data replaced by local stand-ins "
                         "(real classes, shrunk, random weights), offline")
@@ -153,12 +158,12 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--rehearsal", action="store_true",
                    help="with --profile full: hub models and data replaced by local stand-ins "
                         "(real classes, shrunk, random weights), offline")
-    c.add_argument("--timeout", type=int, default=600, help="seconds allowed per notebook")
-    c.add_argument("--cell-timeout", type=int, default=120,
-                   help="seconds allowed per cell; the cell is interrupted, the rest still runs")
-    c.add_argument("--memory-gb", type=float, default=6.0,
+    c.add_argument("--timeout", type=int, default=None, help=f"seconds allowed per notebook {DERIVED}")
+    c.add_argument("--cell-timeout", type=int, default=None,
+                   help=f"seconds allowed per cell; the cell is interrupted, the rest still runs {DERIVED}")
+    c.add_argument("--memory-gb", type=float, default=None,
                    help="memory a submission may allocate (an address-space rlimit, on top of about "
-                        "4 GB the libraries reserve); beyond it allocations fail with MemoryError")
+                        f"4 GB the libraries reserve); beyond it allocations fail with MemoryError {DERIVED}")
     c.add_argument("--extra-checks", metavar="FILE.py",
                    help="hidden tests, read only by the grader: @extra(\"NN.k\", calls=[(args...), ...]) "
                         "on a function that judges the answer's return values")

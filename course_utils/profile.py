@@ -45,13 +45,31 @@ def pick_device() -> torch.device:
     return torch.device("cpu")
 
 
-def mixed_precision(device: torch.device | str) -> str:
-    """`bf16`, `fp16` or `fp32`: bf16 needs compute capability >= 8.0; a T4 (7.5) gets fp16."""
+# Model families trained in bf16 whose maintainers report fp16 overflow (inf/NaN activations) and
+# advise bf16, else fp32: QwenLM/Qwen3 issues #670 and #868 (Qwen2 fine-tuning and inference).
+FP16_UNSAFE = ("qwen",)
+
+
+def mixed_precision(device: torch.device | str, model: str | None = None) -> str:
+    """`bf16`, `fp16` or `fp32` for training `model` on `device`: the one place the course picks a
+    precision. bf16 needs compute capability >= 8.0 (Ampere); below that (a T4 is 7.5) fp16, except
+    for model families trained in bf16 that overflow in fp16 (`FP16_UNSAFE`), which compute in fp32."""
     device = torch.device(device)
     if device.type != "cuda":
         return "fp32"
     major, _ = torch.cuda.get_device_capability(device)
-    return "bf16" if major >= 8 else "fp16"
+    if major >= 8:
+        return "bf16"
+    if model is not None and any(family in model.lower() for family in FP16_UNSAFE):
+        return "fp32"
+    return "fp16"
+
+
+def native_bf16(device: torch.device | str = "cuda") -> bool:
+    """Whether the GPU computes bf16 natively (compute capability >= 8.0), not by emulation, which
+    `torch.cuda.is_bf16_supported()` also counts (it says True on a T4)."""
+    device = torch.device(device)
+    return device.type == "cuda" and torch.cuda.get_device_capability(device)[0] >= 8
 
 
 def torch_dtype(precision: str) -> torch.dtype:
@@ -108,7 +126,7 @@ def setup(models: dict[str, str], data: dict[str, str], budgets: dict[str, str],
     """Resolve profile, device, precision and seed at the top of a lesson and print them."""
     name = resolve_profile(profile)
     device = pick_device() if name == "full" else torch.device("cpu")
-    result = Setup(name, device, mixed_precision(device), seed_everything(seed),
+    result = Setup(name, device, mixed_precision(device, models[name]), seed_everything(seed),
                    models[name], data[name], budgets[name])
     if not quiet:
         print(result.describe())

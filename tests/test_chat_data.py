@@ -61,7 +61,7 @@ def test_weight_zero_and_one_are_fine(tmp_path):
     ex = {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "old", "weight": 0},
                        {"role": "user", "content": "q2"}, {"role": "assistant", "content": "new", "weight": 1}]}
     assert validate_jsonl(write_lines(tmp_path, GOOD + [ex])).ok
-    assert chat_pairs(ex) == [("q2", "new")]
+    assert chat_pairs(ex) == [("q2", "new", None)]
 
 
 def test_duplicates_point_at_the_first_copy(tmp_path):

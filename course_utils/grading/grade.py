@@ -29,17 +29,29 @@ from course_utils.notebooks.build import read
 
 @dataclass
 class Limits:
-    """How far one submission may go before the grader stops it, and how it is confined."""
+    """How far one submission may go before the grader stops it, and how it is confined; a limit
+    left at None comes from the lesson's budget for the profile (`course_utils.notebooks.build.RunLimits`)."""
 
-    notebook_seconds: int = 600
-    cell_seconds: int = 120
+    notebook_seconds: int | None = None
+    cell_seconds: int | None = None
     check_seconds: int = 30
-    memory_gb: float = 6.0
+    memory_gb: float | None = None
     profile: str = "tiny"
     extra_checks: str | None = None
     sandbox: str = "auto"
     processes: int = 256
     environment: dict[str, str] = field(default_factory=dict)  # extra kernel variables, e.g. a rehearsal switch
+
+    def for_lesson(self, number: str) -> "Limits":
+        """These limits with every unset one filled in from lesson `number`'s stated budget."""
+        from dataclasses import replace
+
+        from course_utils.notebooks.build import find_notebooks, lesson_info
+
+        default = lesson_info(find_notebooks([number])[0]).limits(self.profile)
+        return replace(self, notebook_seconds=self.notebook_seconds or default.notebook_seconds,
+                       cell_seconds=self.cell_seconds or default.cell_seconds,
+                       memory_gb=self.memory_gb or default.memory_gb)
 
 
 @dataclass
@@ -155,6 +167,7 @@ def _grade(path: Path, limits: Limits, label: str) -> Grade:
             return Grade(label, None, problem="cannot tell which lesson this notebook is "
                                               "(no lesson id in its metadata, no NN_ in its name)")
         key = lesson_key(lesson)
+        limits = limits.for_lesson(lesson)
     except (ValueError, FileNotFoundError) as exc:
         return Grade(label, None, problem=str(exc))
     notes = sanitized + structure_notes(nb, key)

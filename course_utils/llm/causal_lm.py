@@ -23,7 +23,11 @@ from course_utils.torch_utils import one_thread_on_cpu
 FULL_CAUSAL_LM = "Qwen/Qwen2.5-0.5B-Instruct"
 USER, ASSISTANT, END = "<|user|>", "<|assistant|>", "<|end|>"
 SPECIALS = ["<pad>", "<unk>", "<s>", END, USER, ASSISTANT]
-CHAT_TEMPLATE = ("{% for m in messages %}{% if m['role'] == 'user' %}<|user|> {{ m['content'] }}"
+# System (and developer) messages go in front of the next user turn, the way templates of models
+# without a system role do it (Llama-2, Gemma): the tiny LM has no system token, but still sees them.
+CHAT_TEMPLATE = ("{% set ns = namespace(system='') %}{% for m in messages %}"
+                 "{% if m['role'] in ('system', 'developer') %}{% set ns.system = ns.system + m['content'] + '\n\n' %}"
+                 "{% elif m['role'] == 'user' %}<|user|> {{ ns.system }}{{ m['content'] }}{% set ns.system = '' %}"
                  "{% elif m['role'] == 'assistant' %}<|assistant|> {{ m['content'] }}<|end|>"
                  "{% endif %}{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}")
 
@@ -66,9 +70,10 @@ def world(seed: int = 0) -> dict[str, dict[str, str]]:
     return {a: {k: rng.choice(vs) for k, vs in ATTRIBUTES.items()} for a in ANIMALS}
 
 
-def format_chat(prompt: str, answer: str | None = None) -> str:
-    """One chat turn as the tiny LM sees it; leave out `answer` to get the prompt to generate from."""
-    text = f"{USER} {prompt}{ASSISTANT}"
+def format_chat(prompt: str, answer: str | None = None, system: str | None = None) -> str:
+    """One chat turn as the tiny LM sees it (a system prompt goes in front of the user text, as in
+    `CHAT_TEMPLATE`); leave out `answer` to get the prompt to generate from."""
+    text = f"{USER} {system + chr(10) * 2 if system else ''}{prompt}{ASSISTANT}"
     return text if answer is None else f"{text} {answer}{END}"
 
 
@@ -140,23 +145,32 @@ def encode_batch(tok: PreTrainedTokenizerFast, texts: list[str], prompt_lens: li
 
 
 def _train(model: PreTrainedModel, batches, steps: int, lr: float, desc: str,
-           progress: bool, optimizer: torch.optim.Optimizer | None = None) -> list[float]:
+           progress: bool, optimizer: torch.optim.Optimizer | None = None,
+           autocast: torch.dtype | None = None) -> list[float]:
     with one_thread_on_cpu(model):
-        return _train_loop(model, batches, steps, lr, desc, progress, optimizer)
+        return _train_loop(model, batches, steps, lr, desc, progress, optimizer, autocast)
 
 
 def _train_loop(model: PreTrainedModel, batches, steps: int, lr: float, desc: str,
-                progress: bool, optimizer: torch.optim.Optimizer | None) -> list[float]:
+                progress: bool, optimizer: torch.optim.Optimizer | None,
+                autocast: torch.dtype | None = None) -> list[float]:
     params = [p for p in model.parameters() if p.requires_grad]
     opt = optimizer or torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 20) * (1 - s / steps))
+    device_type = next(model.parameters()).device.type
+    # mixed precision: fp32 master weights, the forward in `autocast`; fp16 also scales the loss
+    # so that small gradients do not underflow (bf16 has fp32's range and needs no scaler)
+    scaler = torch.amp.GradScaler(device_type, enabled=autocast == torch.float16)
     model.train()
     losses = []
     for step in tqdm(range(steps), desc=desc, disable=not progress, leave=False):
-        loss = model(**batches(step)).loss
-        loss.backward()
+        with torch.autocast(device_type, dtype=autocast or torch.float32, enabled=autocast is not None):
+            loss = model(**batches(step)).loss
+        scaler.scale(loss).backward()
+        scaler.unscale_(opt)
         torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        scaler.step(opt)
+        scaler.update()
         sched.step()
         opt.zero_grad()
         losses.append(loss.item())
@@ -195,6 +209,7 @@ def load_base(cfg: TinyLMConfig = TinyLMConfig(), progress: bool = True,
     with quiet_transformers():
         tok = PreTrainedTokenizerFast.from_pretrained(path)
         model = LlamaForCausalLM.from_pretrained(path, **kwargs)
+    tok.chat_template = CHAT_TEMPLATE  # the current template, also for checkpoints cached earlier
     return model.eval(), tok
 
 
@@ -211,33 +226,45 @@ def load_causal_lm(profile: str, **kwargs) -> tuple[PreTrainedModel, PreTrainedT
     return AutoModelForCausalLM.from_pretrained(source, **kwargs).eval(), tok
 
 
-def _chat_texts(tok, pairs: list[tuple[str, str]]) -> tuple[list[str], list[int]]:
+Pair = tuple[str, str] | tuple[str, str, str | None]  # (prompt, answer) or (prompt, answer, system)
+
+
+def _messages(prompt: str, system: str | None) -> list[dict[str, str]]:
+    return ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": prompt}]
+
+
+def _chat_prompt(tok, prompt: str, system: str | None = None) -> str:
     if tok.chat_template is None or tok.chat_template == CHAT_TEMPLATE:
-        prompts = [format_chat(p) for p, _ in pairs]
-        texts = [format_chat(p, a) for p, a in pairs]
-    else:  # a hub instruct model: use its own template
-        prompts = [tok.apply_chat_template([{"role": "user", "content": p}], tokenize=False,
-                                           add_generation_prompt=True) for p, _ in pairs]
-        texts = [pr + a + tok.eos_token for pr, (_, a) in zip(prompts, pairs)]
+        return format_chat(prompt, system=system)
+    # a hub instruct model: its own template (Qwen's adds its default system prompt when none is given)
+    return tok.apply_chat_template(_messages(prompt, system), tokenize=False, add_generation_prompt=True)
+
+
+def _chat_texts(tok, pairs: list[Pair]) -> tuple[list[str], list[int]]:
+    prompts = [_chat_prompt(tok, pair[0], pair[2] if len(pair) > 2 else None) for pair in pairs]
+    end = END if tok.chat_template in (None, CHAT_TEMPLATE) else tok.eos_token
+    texts = [pr + (" " if end == END else "") + pair[1] + end for pr, pair in zip(prompts, pairs)]
     return texts, [len(tok(p)["input_ids"]) for p in prompts]
 
 
-def chat_batch(tok, pairs: list[tuple[str, str]], device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
-    """A training batch of (prompt, answer) pairs with the loss on the answer tokens only."""
+def chat_batch(tok, pairs: list[Pair], device: torch.device | str = "cpu") -> dict[str, torch.Tensor]:
+    """A training batch of (prompt, answer[, system]) pairs with the loss on the answer tokens only."""
     texts, prompt_lens = _chat_texts(tok, pairs)
     return encode_batch(tok, texts, prompt_lens, device)
 
 
-def finetune_pairs(model: PreTrainedModel, tok, pairs: list[tuple[str, str]], steps: int = 150,
+def finetune_pairs(model: PreTrainedModel, tok, pairs: list[Pair], steps: int = 150,
                    lr: float = 5e-3, batch_size: int = 16, seed: int = 0, progress: bool = True,
-                   desc: str = "fine-tuning", optimizer: torch.optim.Optimizer | None = None) -> list[float]:
+                   desc: str = "fine-tuning", optimizer: torch.optim.Optimizer | None = None,
+                   autocast: torch.dtype | None = None) -> list[float]:
     """Train whatever in `model` is trainable (a LoRA adapter, or everything) on chat pairs for a
-    fixed number of steps (AdamW unless you pass an `optimizer`); returns the loss per step."""
+    fixed number of steps (AdamW unless you pass an `optimizer`); returns the loss per step.
+    `autocast=torch.bfloat16` (or float16) runs the forward in mixed precision over fp32 weights."""
     rng = random.Random(seed)
     torch.manual_seed(seed)
     device = next(model.parameters()).device
     batches = lambda step: chat_batch(tok, rng.sample(pairs, min(batch_size, len(pairs))), device)
-    return _train(model, batches, steps, lr, desc, progress, optimizer)
+    return _train(model, batches, steps, lr, desc, progress, optimizer, autocast)
 
 
 def add_lora(model: PreTrainedModel, r: int = 8, alpha: int = 16,
@@ -273,14 +300,12 @@ def answer_loss(model: PreTrainedModel, tok, pairs: list[tuple[str, str]]) -> fl
 
 
 @torch.no_grad()
-def generate(model: PreTrainedModel, tok, prompt: str, max_new_tokens: int = 12) -> str:
-    """The model's greedy reply to one user prompt, decoded and stripped of the end marker."""
+def generate(model: PreTrainedModel, tok, prompt: str, max_new_tokens: int = 12,
+             system: str | None = None) -> str:
+    """The model's greedy reply to one user prompt (after an optional system prompt), decoded and
+    stripped of the end marker."""
     model.eval()
-    if tok.chat_template in (None, CHAT_TEMPLATE):
-        text = format_chat(prompt)
-    else:
-        text = tok.apply_chat_template([{"role": "user", "content": prompt}], tokenize=False,
-                                       add_generation_prompt=True)
+    text = _chat_prompt(tok, prompt, system)
     device = next(model.parameters()).device
     ids = tok(text, return_tensors="pt").to(device)
     out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False,
@@ -288,11 +313,11 @@ def generate(model: PreTrainedModel, tok, prompt: str, max_new_tokens: int = 12)
     return tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()
 
 
-def exact_match_rate(model: PreTrainedModel, tok, pairs: list[tuple[str, str]],
-                max_new_tokens: int = 8) -> float:
+def exact_match_rate(model: PreTrainedModel, tok, pairs: list[Pair], max_new_tokens: int = 8) -> float:
     """Share of prompts whose greedy reply equals the expected answer exactly."""
     with one_thread_on_cpu(model):
-        hits = sum(generate(model, tok, p, max_new_tokens) == a for p, a in pairs)
+        hits = sum(generate(model, tok, p[0], max_new_tokens, p[2] if len(p) > 2 else None) == p[1]
+                   for p in pairs)
     return hits / len(pairs)
 
 

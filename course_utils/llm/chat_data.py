@@ -59,15 +59,18 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def chat_pairs(example: dict[str, Any]) -> list[tuple[str, str]]:
-    """(prompt, answer) pairs a small local model trains on: each trained assistant turn with the
-    user turn before it (turns with weight 0 are context only, so they are skipped)."""
+def chat_pairs(example: dict[str, Any]) -> list[tuple[str, str, str | None]]:
+    """(prompt, answer, system) triples a small local model trains on: each trained assistant turn
+    with the user turn before it and the example's system prompt (None when it has none), so that
+    training sees the same system prompt as inference. Turns with weight 0 are context only."""
+    system = "\n\n".join(m["content"] for m in example.get("messages", [])
+                          if m.get("role") in ("system", "developer") and isinstance(m.get("content"), str)) or None
     pairs, last_user = [], ""
     for m in example.get("messages", []):
         if m.get("role") == "user":
             last_user = m.get("content") or ""
         elif m.get("role") == "assistant" and m.get("weight", 1) == 1 and isinstance(m.get("content"), str):
-            pairs.append((last_user, m["content"]))
+            pairs.append((last_user, m["content"], system))
     return pairs
 
 

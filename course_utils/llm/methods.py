@@ -13,11 +13,34 @@ import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel
 
 from course_utils.llm import causal_lm as clm
-from course_utils.llm.peft_tools import PeakMemory, folder_mb, load_quantized, measured_training_memory
+from course_utils.llm.peft_tools import (NON_REENTRANT, PeakMemory, folder_mb, load_quantized,
+                                         measured_training_memory)
 from course_utils.torch_utils import count_parameters, one_thread_on_cpu
 
 METHODS = ("full", "feature_extraction", "lora", "qlora")
-LEARNING_RATES = {"full": 1e-3, "feature_extraction": 5e-3, "lora": 5e-3, "qlora": 5e-3}
+# per profile: the tiny 0.1M-parameter LM learns fast at high rates; on the 0.5B instruct model full
+# fine-tuning uses the usual 1e-5..5e-5 and adapters the usual 1e-4..2e-4
+LEARNING_RATES = {
+    "tiny": {"full": 1e-3, "feature_extraction": 5e-3, "lora": 5e-3, "qlora": 5e-3},
+    "full": {"full": 2e-5, "feature_extraction": 1e-4, "lora": 2e-4, "qlora": 2e-4},
+}
+
+
+def learning_rate(method: str, profile: str = "tiny") -> float:
+    """The course's learning rate for a method on a profile's model, so no caller reuses tiny rates."""
+    if profile not in LEARNING_RATES or method not in LEARNING_RATES[profile]:
+        raise ValueError(f"no learning rate for method {method!r} on profile {profile!r}")
+    return LEARNING_RATES[profile][method]
+
+
+def master_dtype(method: str, dtype: torch.dtype) -> tuple[torch.dtype, torch.dtype | None]:
+    """(weight dtype, autocast dtype) for a method trained at `dtype`. What trains in full or
+    feature extraction keeps fp32 master weights under 16-bit autocast: AdamW updates of ~1e-5
+    relative size vanish when added to bf16/fp16 weights (8/11 mantissa bits). LoRA and QLoRA
+    freeze a 16-bit base and train fp32 adapters, so their base stays in `dtype`."""
+    if method in ("full", "feature_extraction") and dtype != torch.float32:
+        return torch.float32, dtype
+    return dtype, None
 
 
 @dataclass
@@ -62,11 +85,10 @@ def prepare(method: str, profile: str = "tiny", r: int = 8,
                                device_map="cpu" if device == "cpu" else {"": 0})
         # Gradient checkpointing trades compute for activation memory (lesson 09); kept off here
         # so that the four methods differ only in what they train and how weights are stored.
-        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+        model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False,
+                                                gradient_checkpointing_kwargs=NON_REENTRANT)
         return clm.add_lora(model, r, 2 * r, targets), tok
-    if method in ("full", "feature_extraction") and dtype == torch.float16:
-        dtype = torch.float32  # AdamW updates to fp16 weights underflow without an fp32 master copy
-    model, tok = clm.load_causal_lm(profile, dtype=dtype)
+    model, tok = clm.load_causal_lm(profile, dtype=master_dtype(method, dtype)[0])
     model.to(device)
     if method == "feature_extraction":  # frozen body, trainable output head (tied to embeddings)
         for p in model.parameters():
@@ -102,8 +124,9 @@ def run_method(method: str, train: list[tuple[str, str]], test: list[tuple[str, 
     with PeakMemory(device) as peak:
         model, tok = prepare(method, profile, seed=seed, dtype=dtype, device=device)
         start = time.perf_counter()
-        losses = clm.finetune_pairs(model, tok, train, steps=steps, lr=lr or LEARNING_RATES[method],
-                                    batch_size=batch_size, seed=seed, progress=False, desc=method)
+        losses = clm.finetune_pairs(model, tok, train, steps=steps, lr=lr or learning_rate(method, profile),
+                                    batch_size=batch_size, seed=seed, progress=False, desc=method,
+                                    autocast=master_dtype(method, dtype)[1])
         seconds = time.perf_counter() - start
     with one_thread_on_cpu(model):
         return _evaluate(model, tok, method, train, test, batch_size, peak.peak_mb, seconds / steps, losses)

@@ -16,6 +16,9 @@ BYTES = {"fp32": 4.0, "bf16": 2.0, "fp16": 2.0, "int8": 1.0, "nf4": 0.5}
 # NF4 with double quantisation stores per 64-weight block an 8-bit absmax, plus one fp32 constant
 # per 256 blocks for those absmaxes (QLoRA paper, section 3): 8/64 + 32/(64*256) bits per weight.
 NF4_DQ_OVERHEAD_BITS = 8 / 64 + 32 / (64 * 256)
+# Gradient checkpointing without torch's reentrant autograd.Function: reentrant checkpointing
+# needs an input that requires grad (a frozen 4-bit base has none) and warns on every layer call.
+NON_REENTRANT = {"use_reentrant": False}
 
 
 def bnb_config(bits: int, compute_dtype: torch.dtype = torch.float32, double_quant: bool = True):
@@ -87,12 +90,22 @@ class MemoryEstimate:
 
 def estimate_memory(parameters: float, method: str, dtype: str = "bf16", batch: int = 1,
                     sequence: int = 512, *, hidden: int | None = None, layers: int | None = None,
-                    trainable: float = 0.005, linear: float = 0.97, optimizer_bytes: float = 8.0,
-                    checkpointing: bool = False) -> MemoryEstimate:
-    """GB to fine-tune a `parameters`-sized transformer with `full`, `lora` or `qlora`:
-    weights at `dtype` (4-bit NF4 for the `linear` share under qlora), gradients and AdamW state
-    (two fp32 moments, `optimizer_bytes` per trainable parameter) for what trains (everything,
-    or a `trainable` fraction kept in fp32 for adapters), and the activations autograd saves."""
+                    heads: int | None = None, vocab: int | None = None, trainable: float = 0.005,
+                    linear: float = 0.97, optimizer_bytes: float = 8.0, checkpointing: bool = False,
+                    master_weights: bool = True) -> MemoryEstimate:
+    """GiB to fine-tune a `parameters`-sized transformer with `full`, `lora` or `qlora` in `dtype`.
+
+    Weights, gradients, optimizer: `full` in fp32 keeps 4 + 4 + 8 (AdamW's two fp32 moments,
+    `optimizer_bytes`) bytes per parameter; `full` in 16-bit is mixed precision: fp32 master
+    weights and gradients plus the 16-bit copy autocast computes with, 6 + 4 + 8 = 18 bytes
+    (`master_weights=False`: pure 16-bit weights, 2 + 2 + 8, which loses small updates; lesson
+    10). `lora`/`qlora` keep the frozen base at `dtype` (4-bit NF4 for the `linear` share under
+    qlora) and train a `trainable` fraction in fp32: 4 + 4 + 8 bytes each.
+    Activations (Korthikanti et al. 2022, "Reducing Activation Recomputation in Large Transformer
+    Models", sec. 4): s*b*h*(34 + 5*a*s/h) *bytes* per layer with 16-bit activations, twice that
+    in fp32; the 5*a*s/h attention-score term only with `heads` given (eager attention: fused
+    SDPA/flash kernels do not store the scores); checkpointing keeps only each layer's input,
+    2*s*b*h bytes. With `vocab`, plus the fp32 logits the loss keeps, 4*s*b*vocab bytes."""
     if method not in ("full", "lora", "qlora"):
         raise ValueError("method is one of full, lora, qlora")
     b = BYTES[dtype]
@@ -101,7 +114,11 @@ def estimate_memory(parameters: float, method: str, dtype: str = "bf16", batch: 
     else:
         weights = parameters * b
     if method == "full":
-        grads, optim = parameters * b, parameters * optimizer_bytes
+        if b < 4 and master_weights:  # fp32 master weights and gradients beside the 16-bit copy
+            weights, grads = parameters * (4 + b), parameters * 4
+        else:
+            grads = parameters * b
+        optim = parameters * optimizer_bytes
     else:  # adapters: fp32 weights, fp32 gradients, AdamW moments
         n = parameters * trainable
         weights += n * 4
@@ -109,10 +126,13 @@ def estimate_memory(parameters: float, method: str, dtype: str = "bf16", batch: 
     if layers is None or hidden is None:  # a Llama-shaped guess: parameters ~ 12 * layers * hidden^2
         hidden = hidden or int(round((parameters / (12 * 32)) ** 0.5 / 128) * 128) or 128
         layers = layers or max(1, round(parameters / (12 * hidden**2)))
-    # ~34 values of size hidden saved per token per layer (attention + MLP inputs, norms,
-    # softmax-free flash attention); with checkpointing only each layer's input is kept.
-    per_token_layer = (2 if checkpointing else 34) * hidden * b
-    acts = batch * sequence * layers * per_token_layer
+    scale = 1.0 if b < 4 else 2.0  # Korthikanti counts 16-bit activations; fp32 doubles them
+    tokens = batch * sequence
+    if checkpointing:
+        per_layer = 2 * tokens * hidden * scale
+    else:
+        per_layer = tokens * hidden * (34 + (5 * heads * sequence / hidden if heads else 0)) * scale
+    acts = layers * per_layer + (4 * tokens * vocab if vocab else 0)
     return MemoryEstimate(weights / GB, grads / GB, optim / GB, acts / GB)
 
 

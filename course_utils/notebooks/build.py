@@ -47,6 +47,37 @@ class Lesson:
     def filename(self) -> str:
         return f"{self.name}.ipynb"
 
+    def limits(self, profile: str) -> "RunLimits":
+        """The time and memory limits for running this lesson in `profile` (see `RunLimits`)."""
+        return RunLimits.for_budget(self.full_budget if profile == "full" else None)
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    """Default limits of `course run`/`course check`: in `tiny`, 600 s per notebook, 120 s per cell
+    and a 6 GB memory cap; in `full`, derived from the lesson's stated budget ("~25 min on a T4,
+    ~7 GB"): twice its minutes plus 10 min for downloads, per notebook and per cell (one training
+    cell may be most of a lesson), and a host-memory cap of twice its GPU memory, at least 12 GB
+    (Colab's host RAM: checkpoints and datasets pass through it on their way to the GPU)."""
+
+    notebook_seconds: int = 600
+    cell_seconds: int = 120
+    memory_gb: float = 6.0
+
+    @classmethod
+    def for_budget(cls, budget: str | None) -> "RunLimits":
+        """Tiny defaults for `None`, else the limits a full-profile budget string implies."""
+        if budget is None:
+            return cls()
+        minutes = re.search(r"(\d+(?:\.\d+)?)\s*min", budget)
+        seconds = re.search(r"(\d+(?:\.\d+)?)\s*s\b", budget)
+        gb = re.search(r"(\d+(?:\.\d+)?)\s*GB", budget)
+        stated = float(minutes.group(1)) * 60 if minutes else float(seconds.group(1)) if seconds else None
+        if stated is None:
+            raise ValueError(f"full-profile budget {budget!r} states no time (\"~N min\")")
+        total = int(2 * stated + 600)
+        return cls(total, total, max(12.0, 2 * float(gb.group(1))) if gb else 12.0)
+
 
 def read(path: str | Path) -> nbformat.NotebookNode:
     """Read a notebook, with an error that names the file when it is not valid JSON."""

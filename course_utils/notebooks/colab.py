@@ -8,14 +8,27 @@ from importlib import metadata
 from course_utils import __version__
 
 DIST = "finetune-course"
+# The only Colab packages the install may upgrade (tests/test_colab_resolution.py), and those it
+# does upgrade today: none, because every lower bound is at or below Colab's version.
+MAY_UPGRADE = ("transformers", "datasets", "peft", "accelerate", "bitsandbytes", "trl")
+UPGRADES_ON_COLAB: tuple[str, ...] = ()
 TEMPLATE = '''\
-# Set-up: only inside Google Colab, install this course's package (Colab's torch is kept as is).
+# Set-up: only inside Google Colab, install this course's package. Colab's own packages (torch,
+# numpy, pandas, ...) stay at Colab's versions.
+# {restart}
 import sys
 
 if "google.colab" in sys.modules:
     import subprocess
 
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "{requirement}"], check=True)'''
+    pip = subprocess.run([sys.executable, "-m", "pip", "install", "-q", "{requirement}"],
+                         capture_output=True, text=True)
+    if pip.returncode != 0:
+        tail = "\\n".join((pip.stdout + pip.stderr).strip().splitlines()[-3:])
+        raise RuntimeError("Could not install the course package from {url}: check that the "
+                           "runtime has internet access (Runtime > Change runtime type), then "
+                           "rerun this cell.\\npip said: " + tail) from None
+    print("course package installed"{restart_note})'''
 
 
 def repository_url() -> str:
@@ -33,8 +46,15 @@ def install_requirement() -> str:
 
 
 def setup_cell_source() -> str:
-    """The source of cell 2 of every notebook."""
-    return TEMPLATE.format(requirement=install_requirement())
+    """The source of cell 2 of every notebook: installs quietly, fails with a plain message (not a
+    pip traceback) when the package source is unreachable, and says whether to restart."""
+    upgrades = ", ".join(UPGRADES_ON_COLAB)
+    restart = (f"It upgrades {upgrades}: restart the session (Runtime > Restart session) once after it."
+               if upgrades else "Nothing Colab has imported changes, so no restart is needed.")
+    note = (f' + "; now restart the session (Runtime > Restart session) for the new {upgrades}"'
+            if upgrades else ' + " (no restart needed)"')
+    return TEMPLATE.format(requirement=install_requirement(), url=repository_url(), restart=restart,
+                           restart_note=note)
 
 
 BADGE_PREFIX = "[![Open In Colab]"

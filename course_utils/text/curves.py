@@ -23,13 +23,28 @@ class CurvePoint:
     seconds: float
 
 
+# The one recipe per profile. tiny: MiniLM on one-line intents (short texts, a high rate moves a
+# small model in few steps). full: DistilBERT on IMDB reviews, whose average is ~230 words (~300
+# tokens), so 256 tokens keep most of a review, with the usual BERT fine-tuning rate and batch.
+RECIPES = {
+    "tiny": {"epochs": 2, "min_steps": 15, "batch_size": 8, "lr": 2e-4, "max_length": 32},
+    "full": {"epochs": 2, "min_steps": 30, "batch_size": 16, "lr": 3e-5, "max_length": 256},
+}
+
+
 def pretrained_vs_scratch(source: str, tokenizer, train: TextSplit, test: TextSplit,
-                          sizes: tuple[int, ...] = (2, 8, 24), epochs: int = 2, min_steps: int = 15,
-                          batch_size: int = 8, lr: float = 2e-4, seed: int = 0,
-                          device: str = "cpu") -> list[CurvePoint]:
+                          sizes: tuple[int, ...] = (2, 8, 24), seed: int = 0, device: str = "cpu",
+                          profile: str = "tiny", **overrides) -> list[CurvePoint]:
     """Train the same architecture from pretrained and from random weights on growing subsets,
-    with an identical recipe (epochs, batch, learning rate, frozen embedding table); tiny sets
-    get at least `min_steps` steps so that neither side is judged before it moved."""
+    with an identical recipe (the profile's `RECIPES` entry: epochs, batch, learning rate, token
+    length; `overrides` replace single entries) and a frozen embedding table; tiny sets get at
+    least `min_steps` steps so that neither side is judged before it moved."""
+    unknown = set(overrides) - set(RECIPES["tiny"])
+    if profile not in RECIPES or unknown:
+        raise ValueError(f"profile {profile!r} / settings {sorted(unknown)}: choose a profile from "
+                         f"{list(RECIPES)} and settings from {list(RECIPES['tiny'])}")
+    r = {**RECIPES[profile], **overrides}
+    epochs, min_steps, batch_size, lr = r["epochs"], r["min_steps"], r["batch_size"], r["lr"]
     points = []
     runs = [(n, init) for n in sizes for init in ("pretrained", "scratch")]
     for n, init in tqdm(runs, desc="learning curve"):
@@ -38,9 +53,10 @@ def pretrained_vs_scratch(source: str, tokenizer, train: TextSplit, test: TextSp
                                          seed=seed)
         freeze_word_embeddings(model)
         steps = max(min_steps, math.ceil(epochs * len(subset) / batch_size))
-        history = train_classifier(model, tokenizer, subset, steps=steps, lr=lr,
-                                   batch_size=batch_size, seed=seed, device=device, progress=False)
-        points.append(CurvePoint(init, n, len(subset), accuracy(model, tokenizer, test, device),
+        history = train_classifier(model, tokenizer, subset, steps=steps, lr=lr, batch_size=batch_size,
+                                   max_length=r["max_length"], seed=seed, device=device, progress=False)
+        points.append(CurvePoint(init, n, len(subset),
+                                 accuracy(model, tokenizer, test, device, max_length=r["max_length"]),
                                  history.seconds))
     return points
 

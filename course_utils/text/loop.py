@@ -85,7 +85,7 @@ def predict_logits(model: nn.Module, tokenizer: PreTrainedTokenizerBase, texts: 
 
 
 def accuracy(model: nn.Module, tokenizer: PreTrainedTokenizerBase, split: TextSplit,
-             device: torch.device | str = "cpu") -> float:
-    """Share of a split the model labels correctly."""
-    preds = predict_logits(model, tokenizer, split.texts, device=device).argmax(-1)
+             device: torch.device | str = "cpu", max_length: int = 32) -> float:
+    """Share of a split the model labels correctly (texts cut to `max_length` tokens)."""
+    preds = predict_logits(model, tokenizer, split.texts, max_length=max_length, device=device).argmax(-1)
     return (preds == torch.tensor(split.labels)).float().mean().item()
