@@ -25,7 +25,7 @@ def hand_lora(x, weight, bias, A, B, alpha, r):
 
 
 def test_hand_lora_equals_peft():
-    model, layer = _peft_reference(d_in=11, d_out=6, r=4, alpha=8)
+    model, layer, _ = _peft_reference(d_in=11, d_out=6, r=4, alpha=8)
     x = torch.randn(3, 11)
     with torch.no_grad():
         want = model(x)
