@@ -227,3 +227,32 @@ def test_sandbox_none_warns(tmp_path, capsys):
 def test_missing_extra_checks_file_is_a_clear_error(capsys):
     assert main(["check", str(ROOT / "lessons" / "00_setup.ipynb"), "--extra-checks", "nope.py"]) == 2
     assert "nope.py" in capsys.readouterr().err
+
+
+# the sandbox ---------------------------------------------------------------------------------
+
+def test_without_any_sandbox_tool_auto_grades_unconfined_with_a_warning(monkeypatch):
+    from course_utils.grading import sandbox
+
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None)
+    box = sandbox.choose("auto")
+    assert box.kind == "none" and "bwrap is not installed" in box.reason and "WITHOUT a sandbox" in box.warning
+    with pytest.raises(ValueError, match="bwrap is not installed"):
+        sandbox.choose("bwrap")
+    with pytest.raises(ValueError, match="docker"):
+        sandbox.choose("docker")
+
+
+def test_the_bwrap_command_shows_only_the_package_the_environment_and_the_submission(tmp_path):
+    from course_utils.grading import sandbox
+
+    argv = sandbox.command(sandbox.Sandbox("bwrap", "test"), ["python", "-m", "ipykernel_launcher"],
+                           tmp_path, {"COURSE_PROFILE": "tiny"}, 2.0, 64)
+    assert "--unshare-net" in argv or "--unshare-all" in argv
+    assert "--clearenv" in argv and "--die-with-parent" in argv
+    sources = [argv[i + 1] for i, a in enumerate(argv) if a in ("--bind", "--ro-bind")]
+    writable = [argv[i + 1] for i, a in enumerate(argv) if a == "--bind"]
+    assert writable == [str(tmp_path)]
+    for source in sources:  # nothing that contains solutions/ or is $HOME
+        assert not (ROOT / "solutions").is_relative_to(source) and source != str(Path.home()), source
+    assert argv[argv.index("--processes") + 1] == "64"
