@@ -316,6 +316,16 @@ def check(exercise: str, answer: Any = _MISSING) -> Result:
     return result
 
 
+def learner_or_reference(exercise: str, answer: Any, reference: Any) -> Any:
+    """The learner's answer once its check passes, else the course's reference (said out loud),
+    so that later cells train with the learner's code and an untouched lesson still runs."""
+    if evaluate(exercise, answer).passed:
+        print(f"Exercise {exercise}: using your answer")
+        return answer
+    print(f"Exercise {exercise}: using the course's version until yours passes")
+    return reference
+
+
 def expect(condition: bool, message: str, hint: str = "") -> None:
     """Fail a check with a learner-facing message unless `condition` holds."""
     if not condition:
