@@ -98,7 +98,8 @@ def intent_splits(test_per_class: int = 30, intents: tuple[str, ...] = DEFAULT_I
 
 def imdb_splits(train_per_class: int = 2500, test_per_class: int = 500,
                 seed: int = 0) -> tuple[TextSplit, TextSplit]:
-    """IMDB movie reviews from the hub (full profile): balanced samples of the train/test splits."""
+    """IMDB movie reviews from the hub (full profile): balanced samples of the train/test splits
+    (up to the sizes asked for; the rehearsal's stand-in holds fewer)."""
     from course_utils.hub import load_dataset
 
     data = load_dataset("stanfordnlp/imdb")

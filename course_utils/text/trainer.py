@@ -44,8 +44,8 @@ def to_dataset(tokenizer: PreTrainedTokenizerBase, split: TextSplit, max_length:
 
 def imdb_splits(train_size: int | None = 5000, test_size: int | None = 1000,
                 seed: int = 0) -> tuple[TextSplit, TextSplit]:
-    """IMDB reviews from the hub (full profile): a shuffled sample as in the seed, or all 25k/25k
-    when the sizes are None."""
+    """IMDB reviews from the hub (full profile): a shuffled sample as in the seed (at most the
+    sizes asked for), or all 25k/25k when the sizes are None."""
     from course_utils.hub import load_dataset
 
     raw = load_dataset("stanfordnlp/imdb")
