@@ -88,6 +88,18 @@ def test_outside_rehearsal_backbones_come_from_torchvision_with_their_weights(re
     assert transform.crop_size == [224] and transform.resize_size == [232]
 
 
+def test_hub_loaders_are_called_only_at_the_boundary():
+    import re
+
+    pattern = re.compile(r"from datasets import load_dataset|datasets\.load_dataset\(|"
+                         r"from_pretrained\(FULL_|from_pretrained\(\"|\(weights=(?!None)\w")
+    offenders = [f"{path.relative_to(ROOT)}: {match.group()}"
+                 for path in (ROOT / "course_utils").rglob("*.py")
+                 if path.name != "hub.py" and "rehearsal" not in path.parts
+                 for match in pattern.finditer(path.read_text())]
+    assert offenders == []
+
+
 # ---------------------------------------------------------------- in the rehearsal: stand-ins
 def test_rehearsal_checkpoints_are_the_real_classes(rehearsing):
     from transformers import AutoConfig, AutoTokenizer

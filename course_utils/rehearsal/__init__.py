@@ -30,7 +30,7 @@ from typing import Any, Callable
 from course_utils.profile import cache_dir
 
 SIZES = ("shrunk", "full")
-VERSION = 1  # bump when a stand-in changes, so cached stand-in checkpoints are rebuilt
+VERSION = 2  # bump when a stand-in changes, so cached stand-in checkpoints are rebuilt
 STANDIN_MODULES = ("course_utils.rehearsal.models", "course_utils.rehearsal.datasets",
                    "course_utils.rehearsal.vision")
 

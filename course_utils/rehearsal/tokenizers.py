@@ -103,7 +103,17 @@ def wordpiece(tokenizer_class: type, cased: bool):
     return tokenizer_class(vocab=wordpiece_vocab(cased), do_lower_case=not cased, model_max_length=512)
 
 
-def qwen2(vocab_size: int = 800):
+def _chat_corpus() -> list[str]:
+    # What the LLM lessons send through the chat template: merges for it keep sequences short
+    # (measured: 0.05 against 0.02 CPU s per training step at 112 vs 40 tokens).
+    from course_utils.llm.causal_lm import pretraining_corpus, style_pairs
+
+    system = "You are Qwen, created by Alibaba Cloud. You are a helpful assistant."
+    pairs = [f"{q} {a}" for part in style_pairs(context=True) for q, a in part]
+    return corpus() + pretraining_corpus() + pairs + [system] * 20
+
+
+def qwen2(vocab_size: int = 1500):
     """A `Qwen2Tokenizer`: byte-level BPE trained on the generated corpus with Qwen2's own
     pre-tokenizer, Qwen2.5-Instruct's added tokens (eos `<|im_end|>`, pad `<|endoftext|>`) and
     its chat template."""
@@ -116,7 +126,7 @@ def qwen2(vocab_size: int = 800):
     bpe.pre_tokenizer = pre_tokenizers.Sequence([
         pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated"),
         pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)])
-    bpe.train_from_iterator(corpus(), trainers.BpeTrainer(
+    bpe.train_from_iterator(_chat_corpus(), trainers.BpeTrainer(
         vocab_size=vocab_size, initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False))
     model = json.loads(bpe.to_str())["model"]
     vocab = dict(model["vocab"])

@@ -100,7 +100,8 @@ IMDB_LABELS = ["negative", "positive"]
 def imdb_splits(train_size: int | None = 5000, test_size: int | None = 1000,
                 seed: int = 0) -> tuple[TextSplit, TextSplit]:
     """IMDB movie reviews from the hub (full profile): class-balanced samples of the train and
-    test splits (half of each size per label), or all 25k/25k when the sizes are None."""
+    test splits (half of each size per label, fewer where the rehearsal's stand-in holds fewer),
+    or all 25k/25k when the sizes are None."""
     from course_utils.hub import load_dataset
 
     data = load_dataset(IMDB)
