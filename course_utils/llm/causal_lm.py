@@ -11,6 +11,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 from tqdm.auto import tqdm
@@ -23,6 +24,7 @@ from course_utils.torch_utils import one_thread_on_cpu
 FULL_CAUSAL_LM = "Qwen/Qwen2.5-0.5B-Instruct"
 FULL_QLORA_LM = "meta-llama/Llama-2-7b-hf"
 TINY_CAUSAL_LM = "tiny-llama-world (a 2-layer, 0.1M-parameter Llama the course pretrains on a generated world)"
+StepHook = Callable[[PreTrainedModel, int, float, dict[str, torch.Tensor]], None]
 USER, ASSISTANT, END = "<|user|>", "<|assistant|>", "<|end|>"
 SPECIALS = ["<pad>", "<unk>", "<s>", END, USER, ASSISTANT]
 CHAT_TEMPLATE = ("{% for m in messages %}{% if m['role'] == 'user' %}<|user|> {{ m['content'] }}"
@@ -142,26 +144,31 @@ def encode_batch(tok: PreTrainedTokenizerFast, texts: list[str], prompt_lens: li
 
 
 def _train(model: PreTrainedModel, batches, steps: int, lr: float, desc: str,
-           progress: bool, optimizer: torch.optim.Optimizer | None = None) -> list[float]:
+           progress: bool, optimizer: torch.optim.Optimizer | None = None,
+           on_step: StepHook | None = None) -> list[float]:
     with one_thread_on_cpu(model):
-        return _train_loop(model, batches, steps, lr, desc, progress, optimizer)
+        return _train_loop(model, batches, steps, lr, desc, progress, optimizer, on_step)
 
 
 def _train_loop(model: PreTrainedModel, batches, steps: int, lr: float, desc: str,
-                progress: bool, optimizer: torch.optim.Optimizer | None) -> list[float]:
+                progress: bool, optimizer: torch.optim.Optimizer | None,
+                on_step: StepHook | None = None) -> list[float]:
     params = [p for p in model.parameters() if p.requires_grad]
     opt = optimizer or torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 20) * (1 - s / steps))
     model.train()
     losses = []
     for step in tqdm(range(steps), desc=desc, disable=not progress, leave=False):
-        loss = model(**batches(step)).loss
+        batch = batches(step)
+        loss = model(**batch).loss
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         sched.step()
         opt.zero_grad()
         losses.append(loss.item())
+        if on_step is not None:
+            on_step(model, step + 1, losses[-1], batch)
     model.eval()
     return losses
 
@@ -229,14 +236,16 @@ def chat_batch(tok, pairs: list[tuple[str, str]], device: torch.device | str = "
 
 def finetune_pairs(model: PreTrainedModel, tok, pairs: list[tuple[str, str]], steps: int = 150,
                    lr: float = 5e-3, batch_size: int = 16, seed: int = 0, progress: bool = True,
-                   desc: str = "fine-tuning", optimizer: torch.optim.Optimizer | None = None) -> list[float]:
+                   desc: str = "fine-tuning", optimizer: torch.optim.Optimizer | None = None,
+                   on_step: StepHook | None = None) -> list[float]:
     """Train whatever in `model` is trainable (a LoRA adapter, or everything) on chat pairs for a
-    fixed number of steps (AdamW unless you pass an `optimizer`); returns the loss per step."""
+    fixed number of steps (AdamW unless you pass an `optimizer`); returns the loss per step.
+    `on_step(model, step, loss, batch)` runs after every step (events, checkpoints); raise in it to stop."""
     rng = random.Random(seed)
     torch.manual_seed(seed)
     device = next(model.parameters()).device
     batches = lambda step: chat_batch(tok, rng.sample(pairs, min(batch_size, len(pairs))), device)
-    return _train(model, batches, steps, lr, desc, progress, optimizer)
+    return _train(model, batches, steps, lr, desc, progress, optimizer, on_step)
 
 
 def lora_finetune(model: PreTrainedModel, tok, pairs: list[tuple[str, str]], r: int = 8,
