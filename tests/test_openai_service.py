@@ -195,6 +195,33 @@ def test_models_and_chat_stay_responsive_while_a_job_trains(finished):
         assert busy < 20 * idle + 0.5, (call, measured)
 
 
+def test_the_seed_lessons_code_runs_with_only_base_url_changed(svc, tmp_path, monkeypatch):
+    """The seed lesson's OpenAI snippet, verbatim but for `base_url` (and ten examples, the minimum
+    OpenAI accepts too)."""
+    monkeypatch.chdir(tmp_path)
+    system = "You are a customer service assistant."
+    training_data = [{"messages": [{"role": "system", "content": system},
+                                   {"role": "user", "content": f"How do I return product {i}?"},
+                                   {"role": "assistant", "content": "Visit returns.example.com within 30 days."}]}
+                     for i in range(10)]
+    with open('training_data.jsonl', 'w') as f:
+        for item in training_data:
+            f.write(json.dumps(item) + '\n')
+    client = OpenAI(base_url=svc.base_url, api_key=svc.api_key)
+    with open('training_data.jsonl', 'rb') as f:
+        training_file = client.files.create(file=f, purpose='fine-tune')
+    job = client.fine_tuning.jobs.create(training_file=training_file.id, model="gpt-4o-mini-2024-07-18",
+                                         hyperparameters={"n_epochs": 3})
+    job_status = client.fine_tuning.jobs.retrieve(job.id)
+    assert job_status.status in ("validating_files", "queued", "running")
+    job_status = wait(client, job.id)
+    events = client.fine_tuning.jobs.list_events(job.id)
+    assert [event.message for event in events.data][0] == "The job has successfully completed"
+    response = client.chat.completions.create(model=job_status.fine_tuned_model, messages=[
+        {"role": "system", "content": system}, {"role": "user", "content": "How do I track my order?"}])
+    assert isinstance(response.choices[0].message.content, str)
+
+
 # ---------------------------------------------------------------- chat
 
 
