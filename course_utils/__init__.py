@@ -15,7 +15,9 @@ Subpackages by concern, so the code behind any notebook cell is one hop away:
                  model and training worker (``jobs``), chat completions (``chat``), request models
                  (``schemas``), errors (``errors``), FastAPI app and runners (``server``,
                  ``middleware``), and the client-side ``follow_job`` (``client``).
-- ``grading/``   ``course check``: gathering submissions, the grader's kernel cells, verdicts, reports.
+- ``grading/``   ``course check``: gathering submissions (``submissions``), the bubblewrap sandbox
+                 (``sandbox``, ``confine``), the confined kernel and its probe cell (``kernel``), the
+                 data-only boundary (``wire``), verdicts (``grade``), reports (``report``).
 - ``notebooks/`` ``course build`` and ``course run``: lesson files, learner copies, Colab cells,
                  headless execution.
 - ``exercises/`` one checker module per lesson (``exNN``).

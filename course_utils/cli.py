@@ -78,22 +78,29 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from course_utils.grading.grade import Limits, details, grade_all, table, write_report
+    from course_utils.grading.grade import (Limits, details, grade_all, resolve_sandbox, safe, table,
+                                            write_report)
     from course_utils.grading.submissions import gather
 
     limits = Limits(notebook_seconds=args.timeout, cell_seconds=args.cell_timeout,
-                    memory_gb=args.memory_gb, profile=args.profile, extra_checks=args.extra_checks)
+                    memory_gb=args.memory_gb, profile=args.profile, extra_checks=args.extra_checks,
+                    sandbox=args.sandbox)
     if args.extra_checks and not Path(args.extra_checks).is_file():
         raise FileNotFoundError(f"no extra-checks file {args.extra_checks}")
-    grades = grade_all(gather(args.paths), limits, jobs=args.jobs)
+    box = resolve_sandbox(args.sandbox)
+    print(f"sandbox: {box.kind} ({box.reason})", file=sys.stderr)
+    if box.warning:
+        print(box.warning, file=sys.stderr)
+    with gather(args.paths) as submissions:
+        grades = grade_all(submissions, limits, jobs=args.jobs)
     print(table(grades))
     extra = details(grades)
     if extra:
         print("\n" + extra)
     for target in args.report or []:
         write_report(grades, Path(target))
-        print(f"wrote {target}")
-    return 0 if all(g.ok for g in grades) else 1
+        print(f"wrote {safe(target)}")
+    return 0 if grades and all(g.ok for g in grades) else 1
 
 
 def _serve_openai(args: argparse.Namespace) -> int:
@@ -127,7 +134,11 @@ def parser() -> argparse.ArgumentParser:
     r.add_argument("--out", help="folder for the executed copies (default: the course cache)")
     r.add_argument("--timeout", type=int, default=600, help="seconds allowed per notebook")
     r.set_defaults(func=_run)
-    c = sub.add_parser("check", help="grade notebooks exercise by exercise")
+    c = sub.add_parser("check", help="grade notebooks exercise by exercise",
+                       description="Grade notebooks exercise by exercise. Exit status: 0 when every "
+                       "exercise of every submission gets full credit; 1 when any exercise is below "
+                       "full credit (failed, error or not attempted) or a submission cannot be "
+                       "graded; 2 on bad arguments.")
     c.add_argument("paths", nargs="+", help="notebooks, folders of notebooks, or .zip files")
     c.add_argument("--report", action="append", metavar="FILE.csv|FILE.json|FILE.html",
                    help="also write verdicts to this file (repeatable)")
@@ -137,9 +148,14 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--cell-timeout", type=int, default=120,
                    help="seconds allowed per cell; the cell is interrupted, the rest still runs")
     c.add_argument("--memory-gb", type=float, default=6.0,
-                   help="resident memory a submission may use before its kernel is killed")
+                   help="memory a submission may allocate (an address-space rlimit, on top of about "
+                        "4 GB the libraries reserve); beyond it allocations fail with MemoryError")
     c.add_argument("--extra-checks", metavar="FILE.py",
-                   help="hidden tests: functions decorated with @extra(\"NN.k\") taking the answer")
+                   help="hidden tests, read only by the grader: @extra(\"NN.k\", calls=[(args...), ...]) "
+                        "on a function that judges the answer's return values")
+    c.add_argument("--sandbox", choices=("auto", "bwrap", "docker", "none"), default="auto",
+                   help="where learner code runs: auto = the strongest that works here (bwrap), "
+                        "none = unconfined, with a warning on every run")
     c.set_defaults(func=_check)
     s = sub.add_parser("serve-openai", help="a local OpenAI-compatible fine-tuning service")
     s.add_argument("--host", default="127.0.0.1", help="interface (default: loopback only)")

@@ -27,7 +27,7 @@ def test_base_model_knows_the_world(base):
     pairs = [(clm.QUESTIONS[k].format(a=a), clm.STATEMENTS[k][0].format(a=a, v=v))
              for a in clm.ANIMALS[:10] for k, v in facts[a].items()]
     # measured 1.0 (30/30) with the default config
-    assert clm.exact_match(model, tok, pairs) >= 0.9
+    assert clm.exact_match_rate(model, tok, pairs) >= 0.9
 
 
 def test_lora_adaptation_beats_base_on_held_out_animals(base):
@@ -35,9 +35,9 @@ def test_lora_adaptation_beats_base_on_held_out_animals(base):
     train, test = clm.style_pairs()
     animal = lambda prompt: prompt.split("the ")[1].split()[0]
     assert not {animal(p) for p, _ in train} & {animal(p) for p, _ in test}
-    before_loss, before_em = clm.answer_loss(model, tok, test), clm.exact_match(model, tok, test)
+    before_loss, before_em = clm.answer_loss(model, tok, test), clm.exact_match_rate(model, tok, test)
     adapted, losses = clm.lora_finetune(model, tok, train, steps=150, progress=False)
-    after_loss, after_em = clm.answer_loss(adapted, tok, test), clm.exact_match(adapted, tok, test)
+    after_loss, after_em = clm.answer_loss(adapted, tok, test), clm.exact_match_rate(adapted, tok, test)
     # measured: loss 13.7 -> 0.14, exact match 0% -> 85% (seed 0)
     assert before_em == 0 and before_loss > 10
     assert after_loss < 1.0 and after_loss < before_loss - 9

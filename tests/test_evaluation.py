@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from course_utils.plots import plot_confusion
 from course_utils.text import evaluation
 from course_utils.checks import evaluate
 
@@ -49,7 +50,9 @@ def test_report_and_plots():
     matplotlib.use("agg")
     labels, preds, names = [0, 1, 2, 2], [0, 2, 2, 2], ["a", "b", "c"]
     assert "precision" in evaluation.text_report(labels, preds, names)
-    assert evaluation.plot_confusion(labels, preds, names) is not None
+    fig = plot_confusion(labels, preds, names, normalize=True)
+    shares = [float(t.get_text()) for t in fig.axes[0].texts]
+    assert shares == [1.0, 0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 1.0]  # each true row sums to 1
     points = [evaluation.SweepPoint(lr, e, 0.5 + 0.1 * e, 1.0) for lr in (1e-5, 1e-4) for e in (1, 2)]
     assert evaluation.plot_sweep(points) is not None
     assert not evaluation.widget_frontend_available()  # plain pytest: no kernel, no widgets

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..checks import checker, expect, expect_callable
+from ..checks import checker, expect, expect_callable, judge
 from ..torch_utils import one_thread_on_cpu
 from ..vision.models import TinyResNet
 
@@ -18,17 +18,30 @@ def _models() -> list[tuple[str, nn.Module]]:
             ("a torchvision resnet18", resnet18(weights=None))]
 
 
-def _frozen_names(model: nn.Module, trainable: bool) -> list[str]:
-    return [n for n, p in model.named_parameters() if p.requires_grad == trainable]
+def _flags(model: nn.Module) -> list[list]:
+    """A model's state as data: each parameter's name and requires_grad flag."""
+    return [[n, bool(p.requires_grad)] for n, p in model.named_parameters()]
 
 
-@checker("02.1", "freeze the backbone for feature extraction")
-def check_freeze(freeze_for_feature_extraction) -> str:
+@checker("02.1", "freeze the backbone for feature extraction", answer="freeze_for_feature_extraction")
+def probe_freeze(freeze_for_feature_extraction) -> list:
     expect_callable(freeze_for_feature_extraction, "freeze_for_feature_extraction")
-    for label, model in _models():
+    out = []
+    for _, model in _models():
         freeze_for_feature_extraction(model)
-        head = {n for n, _ in model.named_parameters() if n.startswith("fc.")}
-        trainable = set(_frozen_names(model, True))
+        out.append(_flags(model))
+    return out
+
+
+@judge("02.1")
+def judge_freeze(states: list) -> str:
+    expect(len(states) == 2, "your answer gave no model state to check")
+    for (label, model), state in zip(_models(), states):
+        names = [n for n, _ in model.named_parameters()]
+        expect([n for n, _ in state] == names, f"on {label} the parameters changed",
+               "only switch requires_grad; do not add, remove or replace layers")
+        trainable = {n for n, flag in state if flag is True}
+        head = {n for n in names if n.startswith("fc.")}
         expect(head <= trainable, f"on {label} the head `fc` is frozen",
                "freeze everything, then switch `requires_grad` back on for the head's parameters: "
                "with a frozen head nothing at all would learn")
@@ -42,59 +55,87 @@ def check_freeze(freeze_for_feature_extraction) -> str:
     return "backbone frozen, head trainable, on both a tiny ResNet and resnet18"
 
 
-@checker("02.2", "replace the head for k classes")
-def check_head(replace_head_for) -> str:
+@checker("02.2", "replace the head for k classes", answer="replace_head_for")
+def probe_head(replace_head_for) -> list:
     expect_callable(replace_head_for, "replace_head_for")
     models = _models()
     originals = [model.fc for _, model in models]
+    out = []
     for k in (3, 7):
         for (label, model), old_fc in zip(models, originals):
             model.fc = old_fc
             for p in model.parameters():
                 p.requires_grad = False
             result = replace_head_for(model, k)
-            expect(result is model or result is None or result is model.fc,
-                   "return the model (or nothing): the head must be replaced *inside* it",
-                   "assign the new head to `model.fc`")
-            expect(model.fc is not old_fc, f"on {label} `model.fc` is still the old head",
-                   "assign a new module to `model.fc`")
-            size = 8 if "Tiny" in type(model).__name__ else 32
-            x = torch.randn(2, 1 if "Tiny" in type(model).__name__ else 3, size, size)
+            tiny = "Tiny" in type(model).__name__
+            record = {"returned_model": result is model or result is None or result is model.fc,
+                      "replaced": model.fc is not old_fc, "shape": None, "error": ""}
+            x = torch.randn(2, 1 if tiny else 3, 8 if tiny else 32, 8 if tiny else 32)
             model.eval()
             # a 2-image forward pass: one thread is ~20x faster on a busy machine, even for ResNet50
-            with one_thread_on_cpu(model, below=10**9), torch.no_grad():
-                out = model(x)
-            expect(tuple(out.shape) == (2, k),
-                   f"on {label} with {k} classes the output has shape {tuple(out.shape)}",
-                   "the last Linear layer must have `num_classes` outputs, and its input size "
-                   "must be read from the old head (`model.fc.in_features`), not typed in")
-            head_params = list(model.fc.parameters())
-            expect(head_params and all(p.requires_grad for p in head_params),
-                   f"on {label} the new head is frozen",
-                   "don't freeze after replacing the head: a new layer is trainable unless you "
-                   "switch it off")
-            backbone = [n for n, p in model.named_parameters()
-                        if p.requires_grad and not n.startswith("fc.")]
-            expect(not backbone, f"on {label} replacing the head unfroze {backbone[:1]}",
-                   "only touch `model.fc`; the backbone's freezing is not this function's job")
+            try:
+                with one_thread_on_cpu(model, below=10**9), torch.no_grad():
+                    record["shape"] = list(model(x).shape)
+            except Exception as exc:
+                record["error"] = f"{type(exc).__name__}: {exc}"[:200]
+            head = list(model.fc.parameters())
+            record["head_trainable"] = bool(head) and all(p.requires_grad for p in head)
+            record["trainable_backbone"] = [n for n, p in model.named_parameters()
+                                            if p.requires_grad and not n.startswith("fc.")]
+            out.append(record)
+    return out
+
+
+@judge("02.2")
+def judge_head(records: list) -> str:
+    labels = ["a TinyResNet", "a torchvision resnet18"]
+    cases = [(k, label) for k in (3, 7) for label in labels]
+    expect(len(records) == len(cases), "your answer gave no result per model")
+    for (k, label), got in zip(cases, records):
+        expect(got["returned_model"] is True,
+               "return the model (or nothing): the head must be replaced *inside* it",
+               "assign the new head to `model.fc`")
+        expect(got["replaced"] is True, f"on {label} `model.fc` is still the old head",
+               "assign a new module to `model.fc`")
+        expect(not got["error"], f"on {label} with {k} classes the forward pass failed: {got['error']}",
+               "the new head's input size must be read from the old head (`model.fc.in_features`)")
+        expect(got["shape"] == [2, k],
+               f"on {label} with {k} classes the output has shape {tuple(got['shape'] or ())}",
+               "the last Linear layer must have `num_classes` outputs, and its input size "
+               "must be read from the old head (`model.fc.in_features`), not typed in")
+        expect(got["head_trainable"] is True, f"on {label} the new head is frozen",
+               "don't freeze after replacing the head: a new layer is trainable unless you "
+               "switch it off")
+        backbone = got["trainable_backbone"]
+        expect(not backbone, f"on {label} replacing the head unfroze {backbone[:1]}",
+               "only touch `model.fc`; the backbone's freezing is not this function's job")
     return "right output size for 3 and 7 classes, new head trainable, backbone untouched"
 
 
-@checker("02.3", "fraction of trainable parameters")
-def check_fraction(trainable_fraction) -> str:
+FROZEN_CASES = ([], [0], [0, 1], [0, 1, 2])
+SIZES = (220, 40, 63)
+
+
+@checker("02.3", "fraction of trainable parameters", answer="trainable_fraction")
+def probe_fraction(trainable_fraction) -> list:
     expect_callable(trainable_fraction, "trainable_fraction")
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(10, 20), nn.BatchNorm1d(20), nn.Linear(20, 3))
-    cases = []
-    for frozen in ([], [0], [0, 1], [0, 1, 2]):
+    out = []
+    for frozen in FROZEN_CASES:
         for i, layer in enumerate(model):
             for p in layer.parameters():
                 p.requires_grad = i not in frozen
-        cases.append((list(frozen), trainable_fraction(model)))
-    total = 220 + 40 + 63
-    for frozen, got in cases:
-        trainable = sum(n for i, n in enumerate((220, 40, 63)) if i not in frozen)
-        want = trainable / total
+        out.append(trainable_fraction(model))
+    return out
+
+
+@judge("02.3")
+def judge_fraction(outputs: list) -> str:
+    expect(len(outputs) == len(FROZEN_CASES), "your answer gave no result per case")
+    total = sum(SIZES)
+    for frozen, got in zip(FROZEN_CASES, outputs):
+        want = sum(n for i, n in enumerate(SIZES) if i not in frozen) / total
         expect(isinstance(got, (float, int)) and not isinstance(got, bool),
                f"return a number, not {type(got).__name__}")
         expect(not (want > 0 and abs(got - 100 * want) < 1e-6),
@@ -102,7 +143,7 @@ def check_fraction(trainable_fraction) -> str:
         expect(not (abs(want - 1) > 1e-9 and abs(got - (1 - want)) < 1e-6),
                "you returned the frozen fraction", "count parameters with requires_grad=True")
         expect(abs(got - want) < 1e-6,
-               f"with layers {frozen} frozen you returned {got:.4f}",
+               f"with layers {list(frozen)} frozen you returned {got:.4f}",
                "count scalar parameters with `p.numel()`, not parameter tensors or layers, "
                "and include BatchNorm's weight and bias")
     return "right with nothing, some and everything frozen"

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import warnings
 
+import numpy as np
 import torch
 from torch import nn
 
-from ..checks import checker, expect, expect_callable
+from ..checks import checker, expect, expect_callable, judge
+
+R, ALPHA = 3, 12
 
 
-def _peft_reference(d_in: int = 7, d_out: int = 5, r: int = 3, alpha: int = 12):
+def _peft_reference(d_in: int = 7, d_out: int = 5, r: int = R, alpha: int = ALPHA):
     from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(0)
@@ -22,33 +25,43 @@ def _peft_reference(d_in: int = 7, d_out: int = 5, r: int = 3, alpha: int = 12):
                                                lora_dropout=0.0))
     layer = model.base_model.model.lin
     nn.init.normal_(layer.lora_B["default"].weight)  # peft starts B at zero; make the update visible
-    return model.eval(), layer
+    return model.eval(), layer, torch.randn(4, 7)
 
 
-@checker("08.1", "a LoRA linear layer by hand")
-def check_lora_forward(lora_forward) -> str:
+@checker("08.1", "a LoRA linear layer by hand", answer="lora_forward")
+def probe_lora_forward(lora_forward) -> dict:
     expect_callable(lora_forward, "lora_forward")
-    r, alpha = 3, 12
-    model, layer = _peft_reference(r=r, alpha=alpha)
-    x = torch.randn(4, 7)
+    _, layer, x = _peft_reference()
     with torch.no_grad():
-        want = model(x)
         got = lora_forward(x, layer.base_layer.weight, layer.base_layer.bias,
-                           layer.lora_A["default"].weight, layer.lora_B["default"].weight, alpha, r)
-        expect(isinstance(got, torch.Tensor), f"return a tensor, not {type(got).__name__}")
-        expect(tuple(got.shape) == (4, 5), f"output shape {tuple(got.shape)}, expected (4, 5)",
-               "nn.Linear stores W as (out, in): the frozen path is x @ W.T; A is (r, in), B is (out, r)")
-        base = x @ layer.base_layer.weight.T + layer.base_layer.bias
-        delta = x @ layer.lora_A["default"].weight.T @ layer.lora_B["default"].weight.T
-        expect(not torch.allclose(got, base + delta, atol=1e-4),
-               "your update is not scaled", "multiply the low-rank path by alpha / r")
-        expect(not torch.allclose(got, base + (r / alpha) * delta, atol=1e-4),
-               "your scaling is upside down", "the scale is alpha / r, not r / alpha")
-        expect(not torch.allclose(got, base - layer.base_layer.bias + 4 * delta, atol=1e-4),
-               "the bias of the frozen layer is missing", "the frozen path is x @ W.T + b")
-        expect(torch.allclose(got, want, atol=1e-4),
-               f"differs from peft by up to {(got - want).abs().max().item():.3g}",
-               "output = x @ W.T + b + (alpha / r) * (x @ A.T) @ B.T")
+                           layer.lora_A["default"].weight, layer.lora_B["default"].weight, ALPHA, R)
+    expect(isinstance(got, torch.Tensor), f"return a tensor, not {type(got).__name__}")
+    return {"output": got.detach().float()}
+
+
+@judge("08.1")
+def judge_lora_forward(data: dict) -> str:
+    got = data["output"]
+    expect(isinstance(got, np.ndarray), "return a tensor")
+    expect(tuple(got.shape) == (4, 5), f"output shape {tuple(got.shape)}, expected (4, 5)",
+           "nn.Linear stores W as (out, in): the frozen path is x @ W.T; A is (r, in), B is (out, r)")
+    model, layer, x = _peft_reference()
+    with torch.no_grad():
+        want = model(x).numpy()
+        base = (x @ layer.base_layer.weight.T + layer.base_layer.bias).numpy()
+        delta = (x @ layer.lora_A["default"].weight.T @ layer.lora_B["default"].weight.T).numpy()
+        bias = layer.base_layer.bias.numpy()
+
+    def close(a, b):
+        return bool(np.allclose(a, b, atol=1e-4))
+
+    expect(not close(got, base + delta), "your update is not scaled", "multiply the low-rank path by alpha / r")
+    expect(not close(got, base + (R / ALPHA) * delta), "your scaling is upside down",
+           "the scale is alpha / r, not r / alpha")
+    expect(not close(got, base - bias + 4 * delta), "the bias of the frozen layer is missing",
+           "the frozen path is x @ W.T + b")
+    expect(close(got, want), f"differs from peft by up to {float(np.abs(got - want).max()):.3g}",
+           "output = x @ W.T + b + (alpha / r) * (x @ A.T) @ B.T")
     return "matches peft's LoRA layer on the same weights"
 
 
@@ -71,14 +84,15 @@ EXPECTED = {"bert": ("attention.self.query", "attention.self.value"),
             "llama": ("self_attn.q_proj", "self_attn.v_proj")}
 
 
-@checker("08.2", "target modules for three architectures")
-def check_targets(targets) -> str:
+@checker("08.2", "target modules for three architectures", answer="my_targets")
+def probe_targets(targets) -> dict:
     from peft import LoraConfig, get_peft_model
 
     if callable(targets):  # the lesson passes the function, so an unfinished stub reads "not attempted"
         targets = targets()
     expect(isinstance(targets, dict), f"expected a dict of lists, got {type(targets).__name__}")
     expect(set(targets) == set(EXPECTED), f"give targets for exactly {sorted(EXPECTED)}")
+    adapted = {}
     for arch, model in _tiny_models().items():
         names = targets[arch]
         expect(isinstance(names, (list, tuple, str)) and len(names) > 0,
@@ -90,13 +104,21 @@ def check_targets(targets) -> str:
         except ValueError:
             expect(False, f"{arch}: none of {names!r} is a module of this model",
                    "print [n for n, _ in model.named_modules()] and look inside the attention block")
-        hit = {n.split("model.", 1)[-1] for n, m in wrapped.named_modules() if hasattr(m, "lora_A")}
+        adapted[arch] = sorted({n.split("model.", 1)[-1] for n, m in wrapped.named_modules()
+                                if hasattr(m, "lora_A")})
+    return adapted
+
+
+@judge("08.2")
+def judge_targets(adapted: dict) -> str:
+    expect(sorted(adapted) == sorted(EXPECTED), f"give targets for exactly {sorted(EXPECTED)}")
+    for arch, want in EXPECTED.items():
+        hit = adapted[arch]
         kinds = {n.split("layer.")[-1].split("layers.")[-1].split(".", 1)[-1] for n in hit}
-        expect(not (kinds - set(EXPECTED[arch])),
-               f"{arch}: you also adapt {sorted(kinds - set(EXPECTED[arch]))}",
+        expect(not (kinds - set(want)), f"{arch}: you also adapt {sorted(kinds - set(want))}",
                "adapt only the query and value projections (as the LoRA paper did); names "
                "such as 'dense' match several layers at once")
-        expect(kinds == set(EXPECTED[arch]), f"{arch}: you adapt {sorted(kinds)} only",
+        expect(kinds == set(want), f"{arch}: you adapt {sorted(kinds)} only",
                "both the query and the value projection, in every layer")
-        expect(len(hit) == 4, f"{arch}: {len(hit)} layers adapted, expected 2 in each of 2 blocks")
+        expect(len(set(hit)) == 4, f"{arch}: {len(set(hit))} layers adapted, expected 2 in each of 2 blocks")
     return "query and value projections in every block of BERT, DistilBERT and Llama"

@@ -7,7 +7,7 @@ import tempfile
 from pathlib import Path
 
 from ..llm.chat_data import validate_jsonl, write_jsonl
-from ..checks import checker, expect, expect_callable
+from ..checks import checker, expect, expect_callable, judge
 from ..llm.support_tickets import SUPPORT_SYSTEM, broken_jsonl_lines, raw_support_tickets
 
 
@@ -16,11 +16,16 @@ def _validate(examples: list) -> object:
         return validate_jsonl(write_jsonl(examples, Path(tmp) / "train.jsonl"))
 
 
-@checker("11.1", "support ticket to chat example")
-def check_ticket_to_example(ticket_to_example) -> str:
+@checker("11.1", "support ticket to chat example", answer="ticket_to_example")
+def probe_ticket_to_example(ticket_to_example) -> list:
     expect_callable(ticket_to_example, "ticket_to_example")
+    return [ticket_to_example(dict(t)) for t in raw_support_tickets(n=30, seed=5)]
+
+
+@judge("11.1")
+def judge_ticket_to_example(out: list) -> str:
     tickets = raw_support_tickets(n=30, seed=5)
-    out = [ticket_to_example(dict(t)) for t in tickets]
+    expect(isinstance(out, list) and len(out) == len(tickets), "your answer gave no result per ticket")
     for t, ex in zip(tickets, out):
         if not t["agent_reply"].strip():
             expect(ex is None, f"ticket {t['id']} has no agent reply, but you returned an example",
@@ -28,6 +33,7 @@ def check_ticket_to_example(ticket_to_example) -> str:
             continue
         expect(isinstance(ex, dict) and isinstance(ex.get("messages"), list),
                f"ticket {t['id']}: expected a dict with a 'messages' list, got {type(ex).__name__}")
+        expect(all(isinstance(m, dict) for m in ex["messages"]), f"ticket {t['id']}: each message is a dict")
         roles = [m.get("role") for m in ex["messages"]]
         expect(roles == ["system", "user", "assistant"], f"ticket {t['id']}: roles are {roles}",
                "use exactly the roles 'system', 'user', 'assistant' in that order")
@@ -46,11 +52,16 @@ def check_ticket_to_example(ticket_to_example) -> str:
     return f"{len(kept)} valid examples from {len(tickets)} tickets"
 
 
-@checker("11.2", "repair a broken JSONL file")
-def check_fix_line(fix_line) -> str:
+@checker("11.2", "repair a broken JSONL file", answer="fix_line")
+def probe_fix_line(fix_line) -> list:
     expect_callable(fix_line, "fix_line")
+    return [fix_line(line) for line in broken_jsonl_lines()]
+
+
+@judge("11.2")
+def judge_fix_line(fixed: list) -> str:
     lines = broken_jsonl_lines()
-    fixed = [fix_line(line) for line in lines]
+    expect(isinstance(fixed, list) and len(fixed) == len(lines), "your answer gave no result per line")
     kept = [ex for ex in fixed if ex is not None]
     expect(len(kept) >= len(lines) - 2, f"you kept {len(kept)} of {len(lines)} lines",
            "only two lines cannot be repaired (one is cut in half, one has no messages); fix the rest")

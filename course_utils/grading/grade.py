@@ -1,31 +1,35 @@
-"""Grade learner notebooks exercise by exercise, without trusting anything the notebook prints.
+"""Grade learner notebooks exercise by exercise, without trusting anything the notebook does.
 
-Each submission runs in its own kernel in a fresh scratch copy, fenced by time and memory
-limits; the grader then evaluates the answers itself (see `grader_kernel`). Reports: a terminal
-table, CSV, JSON and HTML.
+Each submission runs in its own confined kernel (see `kernel` and `sandbox`) in a fresh scratch
+copy. The kernel only hands back data: each exercise's probe record. Verdicts, hidden tests and
+credit are computed here, in the grader's process. Reports: a terminal table, CSV, JSON, HTML.
 """
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 import shutil
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
-from nbformat.v4 import new_code_cell
-
-from course_utils.checks import ERROR, NOT_ATTEMPTED, PASSED, Result
-from course_utils.grading.kernel import cells as grader_cells
+from course_utils import checks
+from course_utils.checks import ERROR, NOT_ATTEMPTED, PASSED, STATUSES, Result
+from course_utils.grading import sandbox as sandboxes
+from course_utils.grading import wire
+from course_utils.grading.kernel import probe_cell, run_confined
+from course_utils.grading.submissions import (Submission, answer_errors, lesson_key, lesson_of,
+                                              structure_notes)
 from course_utils.notebooks.build import read
-from course_utils.notebooks.runner import execute_notebook
-from course_utils.grading.submissions import Submission, answer_errors, lesson_key, lesson_of, structure_notes
 
 
 @dataclass
 class Limits:
-    """How far one submission may go before the grader stops it."""
+    """How far one submission may go before the grader stops it, and how it is confined."""
 
     notebook_seconds: int = 600
     cell_seconds: int = 120
@@ -33,6 +37,9 @@ class Limits:
     memory_gb: float = 6.0
     profile: str = "tiny"
     extra_checks: str | None = None
+    sandbox: str = "auto"
+    processes: int = 256
+    environment: dict[str, str] = field(default_factory=dict)  # extra kernel variables, e.g. a rehearsal switch
 
 
 @dataclass
@@ -53,47 +60,95 @@ class Grade:
 
     @property
     def ok(self) -> bool:
-        return self.problem is None and all(r.status in (PASSED, NOT_ATTEMPTED) for r in self.results)
+        """Full credit: every exercise passed and nothing stopped the run (the exit code)."""
+        return self.problem is None and bool(self.results) and all(r.status == PASSED for r in self.results)
 
     @property
     def score(self) -> float:
-        return sum(r.credit or 0.0 for r in self.results)
+        return sum(_credit(r) for r in self.results)
 
 
-def _from_records(lines: list[str], key, executed, run_error: str | None) -> list[Result]:
-    records = {}
-    for line in lines:
-        try:
-            record = json.loads(line)
-            records[record["exercise"]] = record
-        except (ValueError, KeyError):
-            continue
+def _credit(result: Result) -> float:
+    value = result.credit if isinstance(result.credit, (int, float)) else 0.0
+    return min(1.0, max(0.0, float(value))) if value == value else 0.0
+
+
+@functools.lru_cache(maxsize=None)
+def resolve_sandbox(kind: str) -> sandboxes.Sandbox:
+    """The sandbox a `--sandbox` choice gives on this machine (probed once per process)."""
+    return sandboxes.choose(kind)
+
+
+def load_extras(path: str | None) -> dict[str, list[tuple[list, Callable]]]:
+    """Hidden tests from an instructor's file, read only here, in the grader's process:
+
+        @extra("00.2", calls=[((6, 0),), ((12, 0),)])
+        def old_and_new_gpus(outputs):          # the answer's return values, as data
+            expect(outputs == ["fp16", "bf16"], "a P100 (6.0) has no bf16")
+    """
+    extras: dict[str, list[tuple[list, Callable]]] = {}
+    if not path:
+        return extras
+
+    def extra(exercise: str, calls: list) -> Callable:
+        def register(func: Callable) -> Callable:
+            extras.setdefault(exercise, []).append((wire.encode(list(calls)), func))
+            return func
+        return register
+
+    namespace = {"CheckFailed": checks.CheckFailed, "expect": checks.expect, "extra": extra}
+    source = Path(path).read_text(encoding="utf-8")
+    exec(compile(source, str(path), "exec"), namespace)
+    return extras
+
+
+def _verdicts(key, run, extras) -> list[Result]:
     results = []
-    for exercise, expression in key.exercises:
-        record = records.get(exercise)
-        errors = answer_errors(executed, exercise) if executed is not None else []
+    for exercise, answer in key.exercises:
+        record = run.records.get(exercise)
         if record is None:
-            results.append(Result(exercise, ERROR, f"not graded: {run_error or 'the run stopped early'}"))
-        elif record["status"] == "missing":
+            results.append(Result(exercise, ERROR, f"not graded: {run.error or 'the run stopped early'}"))
+        elif record.get("outcome") == "missing":
+            errors = answer_errors(run.notebook, exercise)
             if "NotImplementedError" in errors:
                 results.append(Result(exercise, NOT_ATTEMPTED, "the stub still raises NotImplementedError"))
             else:
                 detail = f"; your answer cell raised {errors[0]}" if errors else ""
-                results.append(Result(exercise, ERROR,
-                                      f"no `{expression}` to check ({record['message']}){detail}"))
+                results.append(Result(exercise, ERROR, f"no `{answer}` to check{detail}"))
         else:
-            results.append(Result(exercise, record["status"], record.get("message", ""),
-                                  record.get("hint", ""), record.get("credit")))
+            results.append(checks.judge_record(exercise, record, [j for _, j in extras.get(exercise, [])]))
     return results
 
 
+def _sanitize(nb) -> list[str]:
+    """Drop course metadata of the wrong type, so a malformed notebook is graded, not fatal."""
+    notes = []
+    if not isinstance(nb.metadata.get("course", {}), dict):
+        nb.metadata.pop("course")
+        notes.append("notebook metadata `course` is not an object; ignored")
+    for i, cell in enumerate(nb.cells):
+        if not isinstance(cell.get("metadata", {}).get("course", {}), dict):
+            cell.metadata.pop("course")
+            notes.append(f"cell {i}: metadata `course` is not an object; ignored")
+        if not isinstance(cell.get("source", ""), str):
+            raise ValueError(f"cell {i} has no text source")
+    return notes
+
+
 def grade(path: Path | str, limits: Limits | None = None, name: str | None = None) -> Grade:
-    """Run one submission in a fresh kernel and grade every exercise of its lesson."""
+    """Run one submission in a fresh confined kernel and grade every exercise of its lesson."""
     limits = limits or Limits()
-    path = Path(path)
     label = name or str(path)
     try:
+        return _grade(Path(path), limits, label)
+    except Exception as exc:  # one malformed submission must never stop a class
+        return Grade(label, None, problem=f"could not be graded: {type(exc).__name__}: {exc}"[:300])
+
+
+def _grade(path: Path, limits: Limits, label: str) -> Grade:
+    try:
         nb = read(path)
+        sanitized = _sanitize(nb)
         lesson = lesson_of(path, nb)
         if lesson is None:
             return Grade(label, None, problem="cannot tell which lesson this notebook is "
@@ -101,29 +156,31 @@ def grade(path: Path | str, limits: Limits | None = None, name: str | None = Non
         key = lesson_key(lesson)
     except (ValueError, FileNotFoundError) as exc:
         return Grade(label, None, problem=str(exc))
-    notes = structure_notes(nb, key)
-    with tempfile.TemporaryDirectory(prefix="course-grade-") as private, \
-            tempfile.TemporaryDirectory(prefix="course-work-") as work:
+    notes = sanitized + structure_notes(nb, key)
+    extras = load_extras(limits.extra_checks)
+    box = resolve_sandbox(limits.sandbox)
+    exercises = [e for e, _ in key.exercises]
+    probes = probe_cell(exercises, {e: [calls for calls, _ in extras.get(e, [])] for e in exercises},
+                        limits.check_seconds)
+    probe_budget = 20 + limits.check_seconds * sum(1 + len(extras.get(e, [])) for e in exercises)
+    with tempfile.TemporaryDirectory(prefix="course-work-") as work:
         workdir = Path(work)
         shutil.copy(path, workdir / "submission.ipynb")
-        result_file = Path(private) / "results.jsonl"
-        first, last = grader_cells(key.exercises, result_file,
-                                   Path(limits.extra_checks).resolve() if limits.extra_checks else None,
-                                   limits.check_seconds)
-        nb.cells = [new_code_cell(first, metadata={"course_grader": True})] + nb.cells + \
-                   [new_code_cell(last, metadata={"course_grader": True})]
-        final_budget = 30 + limits.check_seconds * len(key.exercises) * 2
-        run = execute_notebook(
-            nb, workdir, profile=limits.profile, timeout=limits.notebook_seconds,
-            cell_timeout=limits.cell_seconds, allow_errors=True, memory_gb=limits.memory_gb,
-            cell_budget=lambda c: final_budget if c.metadata.get("course_grader") else None)
-        lines = result_file.read_text().splitlines() if result_file.exists() else []
-    results = _from_records(lines, key, run.notebook, run.error)
-    timed_out = [i for i, c in enumerate(run.notebook.cells[1:-1], 1)
-                 if any(o.get("ename") == "KeyboardInterrupt" for o in c.get("outputs", []))]
-    if timed_out:
-        notes.append(f"cell(s) {', '.join(map(str, timed_out))} interrupted after "
-                     f"{limits.cell_seconds} s")
+        run = run_confined(nb, workdir, box, limits.profile, limits.notebook_seconds,
+                           limits.cell_seconds, probe_budget, limits.memory_gb, limits.processes,
+                           probes, limits.environment)
+    results = _verdicts(key, run, extras)
+    learner_cells = run.notebook.cells[:-1]
+    if run.interrupted:
+        cells = [str(i) for i in run.interrupted if i < len(learner_cells)]
+        if cells:
+            notes.append(f"cell(s) {', '.join(cells)} interrupted after {limits.cell_seconds} s")
+    memory = [str(i) for i, c in enumerate(learner_cells)
+              if any(o.get("ename") == "MemoryError" for o in c.get("outputs", []))]
+    if memory:
+        notes.append(f"cell(s) {', '.join(memory)} hit the memory cap of {limits.memory_gb:g} GB")
+    if run.truncated:
+        notes.append(f"output of cell(s) {', '.join(map(str, run.truncated))} capped")
     return Grade(label, lesson, results, problem=run.error, seconds=run.seconds, notes=notes)
 
 
@@ -155,18 +212,26 @@ def grade_all(submissions: list[Submission], limits: Limits, jobs: int = 1,
     return results
 
 
+_UNSAFE = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069]")
+
+
+def safe(text: object) -> str:
+    """Text fit for a terminal: control characters (newlines, ANSI escapes) shown escaped."""
+    return _UNSAFE.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(text))
+
+
 def table(grades: list[Grade]) -> str:
     """A plain-text table: one row per submission, one column per exercise."""
     rows = [["submission", "lesson", "score", "verdicts"]]
     for g in grades:
         if not g.graded:
-            rows.append([g.path, g.lesson or "?", "-", f"not graded: {g.problem}"])
+            rows.append([safe(g.path), safe(g.lesson or "?"), "-", f"not graded: {safe(g.problem)}"])
             continue
-        cells = "  ".join(f"{r.exercise}:{r.status}" + (f"({r.credit:.2f})" if 0 < (r.credit or 0) < 1 else "")
-                          for r in g.results)
+        cells = "  ".join(f"{safe(r.exercise)}:{safe(r.status)}"
+                          + (f"({_credit(r):.2f})" if 0 < _credit(r) < 1 else "") for r in g.results)
         if g.problem:
-            cells += f"  (stopped: {g.problem})"
-        rows.append([g.path, g.lesson or "?", f"{g.score:g}/{len(g.results)}", cells])
+            cells += f"  (stopped: {safe(g.problem)})"
+        rows.append([safe(g.path), safe(g.lesson or "?"), f"{g.score:g}/{len(g.results)}", cells])
     widths = [max(len(r[i]) for r in rows) for i in range(3)]
     return "\n".join("  ".join(r[i].ljust(widths[i]) for i in range(3)) + "  " + r[3] for r in rows)
 
@@ -176,11 +241,11 @@ def details(grades: list[Grade]) -> str:
     lines = []
     for g in grades:
         for note in g.notes:
-            lines.append(f"{g.path}: note: {note}")
+            lines.append(f"{safe(g.path)}: note: {safe(note)}")
         for r in g.results:
             if r.status != PASSED:
-                lines.append(f"{g.path} {r.exercise} {r.status}: {r.message}"
-                             + (f" (hint: {r.hint})" if r.hint else ""))
+                lines.append(f"{safe(g.path)} {safe(r.exercise)} {safe(r.status)}: {safe(r.message)}"
+                             + (f" (hint: {safe(r.hint)})" if r.hint else ""))
     return "\n".join(lines)
 
 
@@ -190,7 +255,8 @@ def rows(grades: list[Grade]) -> list[dict]:
     for g in grades:
         for r in g.results or [Result("-", ERROR, g.problem or "")]:
             out.append({"submission": g.path, "lesson": g.lesson, "problem": g.problem,
-                        "notes": "; ".join(g.notes), "seconds": round(g.seconds, 1), **asdict(r)})
+                        "notes": "; ".join(g.notes), "seconds": round(g.seconds, 1),
+                        **asdict(r), "credit": _credit(r)})
     return out
 
 

@@ -4,6 +4,7 @@ one is, and noticing cells that were deleted, reordered or duplicated."""
 from __future__ import annotations
 
 import re
+import shutil
 import tempfile
 import zipfile
 from dataclasses import dataclass, field
@@ -11,10 +12,13 @@ from pathlib import Path
 
 import nbformat
 
-from course_utils.notebooks.build import course_root, exercise_cells, read
+from course_utils import checks
+from course_utils.notebooks.build import exercise_cells, read
 
 NAME_LESSON = re.compile(r"(?:^|[^0-9])(\d{2})_[A-Za-z]")
-ANSWER_EXPR = r"""\bcheck\(\s*["']{exercise}["']\s*,\s*(.+?)\s*\)\s*;?\s*$"""
+LESSON_ID = re.compile(r"\d\d")
+ZIP_TOTAL_BYTES = 512 * 2**20  # everything extracted from one archive
+ZIP_ENTRY_BYTES = 64 * 2**20  # one notebook
 
 
 @dataclass
@@ -29,15 +33,17 @@ class Submission:
 
 @dataclass
 class LessonKey:
-    """What the grader needs from the instructor's solution: each exercise and the expression
-    its check cell passes to `check`."""
+    """What the grader needs to grade a lesson: each exercise id and the notebook variable that
+    holds its answer, both from the checker registry."""
 
     number: str
     exercises: list[tuple[str, str]] = field(default_factory=list)
 
 
 def _unzip(archive: Path, into: Path) -> list[Submission]:
+    """Extract the notebooks of one archive, streaming each entry with a size cap."""
     found: list[Submission] = []
+    total = 0
     try:
         with zipfile.ZipFile(archive) as zf:
             for info in zf.infolist():
@@ -49,10 +55,28 @@ def _unzip(archive: Path, into: Path) -> list[Submission]:
                 if not target.is_relative_to(into.resolve()):
                     found.append(Submission(archive, label, "unsafe path inside the zip, skipped"))
                     continue
+                if not name.endswith(".ipynb"):
+                    found.append(Submission(archive, label, "not a notebook (.ipynb), skipped"))
+                    continue
                 target.parent.mkdir(parents=True, exist_ok=True)
-                target.write_bytes(zf.read(info))
+                written, problem = 0, None
+                with zf.open(info) as source, target.open("wb") as sink:
+                    while chunk := source.read(1 << 20):
+                        written += len(chunk)
+                        if written > ZIP_ENTRY_BYTES or total + written > ZIP_TOTAL_BYTES:
+                            problem = (f"larger than {ZIP_ENTRY_BYTES >> 20} MB" if written > ZIP_ENTRY_BYTES
+                                       else f"the archive holds more than {ZIP_TOTAL_BYTES >> 20} MB")
+                            break
+                        sink.write(chunk)
+                total += written
+                if problem:
+                    target.unlink()
+                    found.append(Submission(archive, label, f"skipped: {problem}"))
+                    if total > ZIP_TOTAL_BYTES:
+                        break
+                    continue
                 found.append(_classify(target, label))
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError, EOFError) as exc:
         found.append(Submission(archive, archive.name, f"not a readable zip file: {exc}"))
     return found
 
@@ -63,10 +87,30 @@ def _classify(path: Path, label: str) -> Submission:
     return Submission(path, label)
 
 
-def gather(items: list[str], scratch: Path | None = None) -> list[Submission]:
-    """Every submission under the given notebooks, folders and .zip files, in a stable order."""
-    scratch = scratch or Path(tempfile.mkdtemp(prefix="course-submissions-"))
-    found: list[Submission] = []
+class Gathered(list):
+    """Submissions, plus the scratch folder holding notebooks extracted from zips (removed by
+    `cleanup`, or on leaving a `with` block)."""
+
+    scratch: Path | None = None
+
+    def cleanup(self) -> None:
+        if self.scratch is not None:
+            shutil.rmtree(self.scratch, ignore_errors=True)
+            self.scratch = None
+
+    def __enter__(self) -> "Gathered":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.cleanup()
+
+
+def gather(items: list[str], scratch: Path | None = None) -> Gathered:
+    """Every submission under the given notebooks, folders and .zip files, in a stable order;
+    extracted copies live in a scratch folder until `cleanup()`."""
+    found = Gathered()
+    if scratch is None and any(Path(i).suffix == ".zip" or Path(i).is_dir() for i in items):
+        scratch = found.scratch = Path(tempfile.mkdtemp(prefix="course-submissions-"))
     for item in items:
         path = Path(item)
         if not path.exists():
@@ -84,29 +128,32 @@ def gather(items: list[str], scratch: Path | None = None) -> list[Submission]:
     return found
 
 
+def _course_meta(node) -> dict:
+    meta = node.get("metadata") if isinstance(node, dict) else None
+    course = meta.get("course") if isinstance(meta, dict) else None
+    return course if isinstance(course, dict) else {}
+
+
 def lesson_of(path: Path, nb: nbformat.NotebookNode) -> str | None:
-    """The lesson a submission belongs to: the id the build wrote into it, else its file name."""
-    number = nb.metadata.get("course", {}).get("lesson")
-    if number:
-        return str(number)
+    """The lesson a submission belongs to: the id the build wrote into it, else its file name.
+    A metadata id that is not two digits is an error, never a path."""
+    number = _course_meta(nb).get("lesson")
+    if number not in (None, ""):
+        if not isinstance(number, str) or not LESSON_ID.fullmatch(number):
+            raise ValueError(f"the notebook's lesson id {str(number)[:40]!r} is not two digits")
+        return number
     match = NAME_LESSON.search(path.name)
     return match.group(1) if match else None
 
 
-def lesson_key(number: str, root: Path | None = None) -> LessonKey:
-    """Exercises of a lesson and their answer expressions, from the instructor's solution."""
-    matches = sorted(((root or course_root()) / "solutions").glob(f"{number}_*.ipynb"))
-    if not matches:
+def lesson_key(number: str) -> LessonKey:
+    """Exercises of a lesson and the variable holding each answer, from the checker registry."""
+    if not isinstance(number, str) or not LESSON_ID.fullmatch(number):
+        raise ValueError(f"not a lesson id: {str(number)[:40]!r}")
+    exercises = checks.registered(number)
+    if not exercises:
         raise FileNotFoundError(f"lesson {number} does not exist in this course")
-    solution = read(matches[0])
-    key = LessonKey(number)
-    for exercise, where in exercise_cells(solution).items():
-        source = solution.cells[where["check"]].source
-        match = re.search(ANSWER_EXPR.format(exercise=re.escape(exercise)), source, re.M)
-        if not match:
-            raise ValueError(f"lesson {number}: cannot read the answer passed to check({exercise!r})")
-        key.exercises.append((exercise, match.group(1)))
-    return key
+    return LessonKey(number, [(e, checks.lookup(e).answer) for e in exercises])
 
 
 def structure_notes(nb: nbformat.NotebookNode, key: LessonKey) -> list[str]:
@@ -114,7 +161,7 @@ def structure_notes(nb: nbformat.NotebookNode, key: LessonKey) -> list[str]:
     into cell metadata (grading still goes ahead: it does not rely on these cells)."""
     answers, checks = [], []
     for cell in nb.cells:
-        meta = cell.get("metadata", {}).get("course", {})
+        meta = _course_meta(cell)
         if meta.get("role") == "answer":
             answers.append(meta.get("exercise"))
         elif meta.get("role") == "check":
@@ -145,9 +192,9 @@ def structure_notes(nb: nbformat.NotebookNode, key: LessonKey) -> list[str]:
 def answer_errors(nb: nbformat.NotebookNode, exercise: str) -> list[str]:
     """Error names raised by the learner's answer cell(s) for an exercise."""
     indices = {i for i, c in enumerate(nb.cells)
-               if c.get("metadata", {}).get("course", {}) == {"exercise": exercise, "role": "answer"}}
+               if _course_meta(c) == {"exercise": exercise, "role": "answer"}}
     located = exercise_cells(nb).get(exercise, {}).get("answer")
     if located is not None:
         indices.add(located)
-    return [o.ename for i in sorted(indices) for o in nb.cells[i].get("outputs", [])
-            if o.get("output_type") == "error"]
+    return [str(o.get("ename")) for i in sorted(indices) for o in nb.cells[i].get("outputs", [])
+            if isinstance(o, dict) and o.get("output_type") == "error"]

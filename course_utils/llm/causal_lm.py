@@ -22,8 +22,6 @@ from course_utils.text.models import quiet_transformers
 from course_utils.torch_utils import one_thread_on_cpu
 
 FULL_CAUSAL_LM = "Qwen/Qwen2.5-0.5B-Instruct"
-FULL_QLORA_LM = "meta-llama/Llama-2-7b-hf"
-TINY_CAUSAL_LM = "tiny-llama-world (a 2-layer, 0.1M-parameter Llama the course pretrains on a generated world)"
 StepHook = Callable[[PreTrainedModel, int, float, dict[str, torch.Tensor]], None]
 USER, ASSISTANT, END = "<|user|>", "<|assistant|>", "<|end|>"
 SPECIALS = ["<pad>", "<unk>", "<s>", END, USER, ASSISTANT]
@@ -248,19 +246,26 @@ def finetune_pairs(model: PreTrainedModel, tok, pairs: list[tuple[str, str]], st
     return _train(model, batches, steps, lr, desc, progress, optimizer, on_step)
 
 
+def add_lora(model: PreTrainedModel, r: int = 8, alpha: int = 16,
+             target_modules: tuple[str, ...] = ("q_proj", "v_proj")) -> PreTrainedModel:
+    """Wrap a causal LM in a fresh LoRA adapter (no dropout, so runs are reproducible): the one
+    place the course's LoRA configuration for causal LMs is built."""
+    from peft import LoraConfig, get_peft_model
+
+    config = LoraConfig(task_type="CAUSAL_LM", r=r, lora_alpha=alpha, lora_dropout=0.0,
+                        target_modules=list(target_modules))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        return get_peft_model(model, config)
+
+
 def lora_finetune(model: PreTrainedModel, tok, pairs: list[tuple[str, str]], r: int = 8,
                   alpha: int = 16, target_modules: tuple[str, ...] = ("q_proj", "v_proj"),
                   **train_kwargs) -> tuple[PreTrainedModel, list[float]]:
     """Wrap a causal LM in a fresh LoRA adapter and fine-tune it on chat pairs: the one call the
     lessons and the local fine-tuning service use. Returns (peft model, losses)."""
-    from peft import LoraConfig, get_peft_model
-
     torch.manual_seed(train_kwargs.get("seed", 0))
-    config = LoraConfig(task_type="CAUSAL_LM", r=r, lora_alpha=alpha, lora_dropout=0.0,
-                        target_modules=list(target_modules))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)
-        peft_model = get_peft_model(model, config)
+    peft_model = add_lora(model, r, alpha, target_modules)
     losses = finetune_pairs(peft_model, tok, pairs, **train_kwargs)
     return peft_model, losses
 
@@ -289,7 +294,7 @@ def generate(model: PreTrainedModel, tok, prompt: str, max_new_tokens: int = 12)
     return tok.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True).strip()
 
 
-def exact_match(model: PreTrainedModel, tok, pairs: list[tuple[str, str]],
+def exact_match_rate(model: PreTrainedModel, tok, pairs: list[tuple[str, str]],
                 max_new_tokens: int = 8) -> float:
     """Share of prompts whose greedy reply equals the expected answer exactly."""
     with one_thread_on_cpu(model):

@@ -6,7 +6,6 @@ from __future__ import annotations
 import gc
 import tempfile
 import time
-import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -44,16 +43,6 @@ class MethodResult:
         return out
 
 
-def _lora(model: PreTrainedModel, r: int, targets: tuple[str, ...]) -> PreTrainedModel:
-    from peft import LoraConfig, get_peft_model
-
-    config = LoraConfig(task_type="CAUSAL_LM", r=r, lora_alpha=2 * r, lora_dropout=0.0,
-                        target_modules=list(targets))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return get_peft_model(model, config)
-
-
 def prepare(method: str, profile: str = "tiny", r: int = 8,
             targets: tuple[str, ...] = ("q_proj", "v_proj"), seed: int = 0,
             dtype: torch.dtype = torch.float32, device: str = "cpu") -> tuple[PreTrainedModel, object]:
@@ -72,7 +61,7 @@ def prepare(method: str, profile: str = "tiny", r: int = 8,
         # Gradient checkpointing trades compute for activation memory (lesson 09); kept off here
         # so that the four methods differ only in what they train and how weights are stored.
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-        return _lora(model, r, targets), tok
+        return clm.add_lora(model, r, 2 * r, targets), tok
     if method in ("full", "feature_extraction") and dtype == torch.float16:
         dtype = torch.float32  # AdamW updates to fp16 weights underflow without an fp32 master copy
     model, tok = clm.load_causal_lm(profile, dtype=dtype)
@@ -82,7 +71,7 @@ def prepare(method: str, profile: str = "tiny", r: int = 8,
             p.requires_grad_(False)
         model.get_output_embeddings().weight.requires_grad_(True)
     elif method == "lora":
-        model = _lora(model, r, targets)
+        model = clm.add_lora(model, r, 2 * r, targets)
     elif method != "full":
         raise ValueError(f"unknown method {method!r}: choose from {METHODS}")
     return model, tok
@@ -125,7 +114,7 @@ def _evaluate(model, tok, method, train, test, batch_size, peak_mb, sec_per_step
     with tempfile.TemporaryDirectory() as tmp:
         saved = save_what_changes(model, method, Path(tmp) / method)
     return MethodResult(method, trainable, total, peak_mb, counted.total * 1024**3 / 1e6,
-                        sec_per_step, clm.exact_match(model, tok, test),
+                        sec_per_step, clm.exact_match_rate(model, tok, test),
                         clm.answer_loss(model, tok, test), saved, losses)
 
 

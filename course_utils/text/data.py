@@ -8,6 +8,8 @@ import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 
+from course_utils.sampling import balanced_indices
+
 DEFAULT_INTENTS = ("ai", "coding", "emotion", "psychology", "trivia")
 
 
@@ -25,28 +27,30 @@ class TextSplit:
     texts: list[str]
     labels: list[int]
     names: list[str]
+    source: str = ""  # where the texts come from, for the profile line and plots
 
     def __len__(self) -> int:
         return len(self.texts)
 
     def subset(self, per_class: int, seed: int = 0) -> "TextSplit":
         """A class-balanced sample with `per_class` examples of each label (for learning curves)."""
-        rng = random.Random(seed)
-        picked: list[int] = []
-        for label in range(len(self.names)):
-            idx = [i for i, y in enumerate(self.labels) if y == label]
-            if len(idx) < per_class:
-                raise ValueError(f"label {self.names[label]!r} has {len(idx)} examples, "
-                                 f"fewer than the {per_class} asked for")
-            picked += rng.sample(idx, per_class)
-        rng.shuffle(picked)
-        return TextSplit([self.texts[i] for i in picked], [self.labels[i] for i in picked], self.names)
+        picked = balanced_indices(self.labels, self.names, per_class, seed)
+        return TextSplit([self.texts[i] for i in picked], [self.labels[i] for i in picked], self.names,
+                         self.source)
 
 
-def _corpus_dir() -> Path:
+def corpus_utterances(name: str) -> list[str]:
+    """Every utterance of one chatterbot-corpus category as shipped, duplicates and all: the one
+    reader of the corpus files, for the clean intent data and for lesson 12's messy export."""
     import chatterbot_corpus
+    import yaml
 
-    return Path(chatterbot_corpus.__file__).resolve().parent / "data" / "english"
+    path = Path(chatterbot_corpus.__file__).resolve().parent / "data" / "english" / f"{name}.yml"
+    if not path.exists():
+        raise FileNotFoundError(f"no category {name!r} in the chatterbot corpus ({path})")
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return [u.strip() for conversation in doc["conversations"] for u in conversation
+            if isinstance(u, str) and u.strip()]
 
 
 def load_intent_corpus(intents: tuple[str, ...] = DEFAULT_INTENTS) -> dict[str, list[str]]:
@@ -55,23 +59,15 @@ def load_intent_corpus(intents: tuple[str, ...] = DEFAULT_INTENTS) -> dict[str, 
     The corpus repeats many lines (tech_support holds 10 distinct ones 1,050 times), and the same
     line can sit in two categories; such a line is dropped, since its label is ambiguous.
     """
-    import yaml
-
     owners: dict[str, set[str]] = {}
     first_seen: dict[str, str] = {}
     for name in intents:
-        path = _corpus_dir() / f"{name}.yml"
-        if not path.exists():
-            raise FileNotFoundError(f"no category {name!r} in the chatterbot corpus ({path})")
-        for conversation in yaml.safe_load(path.read_text(encoding="utf-8"))["conversations"]:
-            for utterance in conversation:
-                if not isinstance(utterance, str):
-                    continue
-                key = normalize_text(utterance)
-                if len(key.split()) < 2:
-                    continue
-                owners.setdefault(key, set()).add(name)
-                first_seen.setdefault(key, utterance.strip())
+        for utterance in corpus_utterances(name):
+            key = normalize_text(utterance)
+            if len(key.split()) < 2:
+                continue
+            owners.setdefault(key, set()).add(name)
+            first_seen.setdefault(key, utterance)
     result: dict[str, list[str]] = {name: [] for name in intents}
     for key, names in owners.items():
         if len(names) == 1:
@@ -84,7 +80,8 @@ def intent_splits(test_per_class: int = 30, intents: tuple[str, ...] = DEFAULT_I
     """A balanced held-out test set and the rest as a training pool, with no text in both."""
     corpus = load_intent_corpus(intents)
     rng = random.Random(seed)
-    train, test = TextSplit([], [], list(intents)), TextSplit([], [], list(intents))
+    source = "chatterbot-corpus intents (deduplicated)"
+    train, test = TextSplit([], [], list(intents), source), TextSplit([], [], list(intents), source)
     for label, name in enumerate(intents):
         texts = corpus[name][:]
         rng.shuffle(texts)
@@ -96,29 +93,41 @@ def intent_splits(test_per_class: int = 30, intents: tuple[str, ...] = DEFAULT_I
     return train, test
 
 
-def imdb_splits(train_per_class: int = 2500, test_per_class: int = 500,
+IMDB = "stanfordnlp/imdb"
+IMDB_LABELS = ["negative", "positive"]
+
+
+def imdb_splits(train_size: int | None = 5000, test_size: int | None = 1000,
                 seed: int = 0) -> tuple[TextSplit, TextSplit]:
-    """IMDB movie reviews from the hub (full profile): balanced samples of the train/test splits."""
+    """IMDB movie reviews from the hub (full profile): class-balanced samples of the train and
+    test splits (half of each size per label), or all 25k/25k when the sizes are None."""
     from datasets import load_dataset
 
-    data = load_dataset("stanfordnlp/imdb")
+    data = load_dataset(IMDB)
     splits = []
-    for name, per_class in (("train", train_per_class), ("test", test_per_class)):
+    for name, size in (("train", train_size), ("test", test_size)):
         part = data[name].shuffle(seed=seed)
+        if size is None:
+            splits.append(TextSplit(list(part["text"]), list(part["label"]), list(IMDB_LABELS), "IMDB reviews"))
+            continue
         texts, labels = [], []
         for label in (0, 1):
-            chosen = part.filter(lambda row, lab=label: row["label"] == lab).select(range(per_class))
+            chosen = part.filter(lambda row, lab=label: row["label"] == lab).select(range(size // 2))
             texts += chosen["text"]
-            labels += [label] * per_class
-        splits.append(TextSplit(texts, labels, ["negative", "positive"]))
+            labels += [label] * len(chosen)
+        splits.append(TextSplit(texts, labels, list(IMDB_LABELS), "IMDB reviews"))
     return splits[0], splits[1]
 
 
-def classification_data(profile: str) -> tuple[TextSplit, TextSplit, str]:
-    """The text-classification task of a profile: (train pool, test set, description)."""
+def classification_splits(profile: str, test_per_class: int = 30,
+                          seed: int = 0) -> tuple[TextSplit, TextSplit]:
+    """The text-classification task of a profile, (train pool, test set): the deduplicated
+    chatterbot intents on tiny, IMDB on full."""
     if profile == "tiny":
-        train, test = intent_splits(test_per_class=20)
-        return train, test, ("chatterbot-corpus intents (deduplicated): "
-                             f"{len(train)} train / {len(test)} test, {len(train.names)} classes")
-    train, test = imdb_splits()
-    return train, test, f"IMDB reviews: {len(train)} train / {len(test)} test, 2 classes"
+        return intent_splits(test_per_class=test_per_class, seed=seed)
+    return imdb_splits(seed=seed)
+
+
+def describe(train: TextSplit, test: TextSplit) -> str:
+    """One line for the profile summary: source, sizes and number of classes."""
+    return f"{train.source}: {len(train)} train / {len(test)} test, {len(train.names)} classes"

@@ -21,25 +21,6 @@ def text_report(labels: list[int] | np.ndarray, preds: list[int] | np.ndarray, n
                                  digits=3, zero_division=0)
 
 
-def plot_confusion(labels: list[int] | np.ndarray, preds: list[int] | np.ndarray, names: list[str],
-                   normalize: bool = True) -> Any:
-    """A seaborn heatmap of the confusion matrix (rows: truth, columns: prediction)."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-    from sklearn.metrics import confusion_matrix
-
-    matrix = confusion_matrix(labels, preds, labels=list(range(len(names))),
-                              normalize="true" if normalize else None)
-    fig, ax = plt.subplots(figsize=(5, 4))
-    sns.heatmap(matrix, annot=True, fmt=".2f" if normalize else "d", cmap="Blues",
-                xticklabels=names, yticklabels=names, ax=ax, cbar=False)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title("confusion matrix" + (" (share of each true class)" if normalize else ""))
-    fig.tight_layout()
-    return fig
-
-
 def confident_mistakes(probs: np.ndarray, labels: list[int] | np.ndarray, k: int = 5) -> list[int]:
     """Indices of the k wrong predictions the model was most sure of: label noise or blind spots."""
     probs, labels = np.asarray(probs), np.asarray(labels)

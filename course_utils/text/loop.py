@@ -16,7 +16,7 @@ from course_utils.text.data import TextSplit
 
 
 @dataclass
-class History:
+class LossHistory:
     """Per-step training loss, kept so a notebook can plot it."""
 
     losses: list[float] = field(default_factory=list)
@@ -40,7 +40,7 @@ def _encode(tokenizer: PreTrainedTokenizerBase, texts: list[str], max_length: in
 def train_classifier(model: nn.Module, tokenizer: PreTrainedTokenizerBase, train: TextSplit,
                      steps: int = 30, lr: float = 5e-5, batch_size: int = 16, max_length: int = 32,
                      warmup: float = 0.1, seed: int = 0, device: torch.device | str = "cpu",
-                     progress: bool = True, desc: str = "training") -> History:
+                     progress: bool = True, desc: str = "training") -> LossHistory:
     """Fine-tune for a fixed number of optimiser steps, so runs on different data sizes cost the
     same and differ only in what they learned from."""
     import time
@@ -52,7 +52,7 @@ def train_classifier(model: nn.Module, tokenizer: PreTrainedTokenizerBase, train
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.01)
     scheduler = get_linear_schedule_with_warmup(optimizer, math.ceil(warmup * steps), steps)
-    history = History()
+    history = LossHistory()
     start = time.perf_counter()
     queue: list[list[int]] = []
     for _ in tqdm(range(steps), desc=desc, disable=not progress, leave=False):
@@ -73,7 +73,7 @@ def train_classifier(model: nn.Module, tokenizer: PreTrainedTokenizerBase, train
 
 
 @torch.no_grad()
-def predict(model: nn.Module, tokenizer: PreTrainedTokenizerBase, texts: list[str],
+def predict_logits(model: nn.Module, tokenizer: PreTrainedTokenizerBase, texts: list[str],
             batch_size: int = 64, max_length: int = 32,
             device: torch.device | str = "cpu") -> torch.Tensor:
     """Logits for a list of texts, in evaluation mode and without gradients."""
@@ -87,5 +87,5 @@ def predict(model: nn.Module, tokenizer: PreTrainedTokenizerBase, texts: list[st
 def accuracy(model: nn.Module, tokenizer: PreTrainedTokenizerBase, split: TextSplit,
              device: torch.device | str = "cpu") -> float:
     """Share of a split the model labels correctly."""
-    preds = predict(model, tokenizer, split.texts, device=device).argmax(-1)
+    preds = predict_logits(model, tokenizer, split.texts, device=device).argmax(-1)
     return (preds == torch.tensor(split.labels)).float().mean().item()

@@ -9,23 +9,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from course_utils.text.data import normalize_text
+from course_utils.text.data import corpus_utterances, normalize_text
 
 
 def raw_intent_records(intents: tuple[str, ...] = ("ai", "computers", "emotion", "greetings",
                                                    "psychology", "tech_support")) -> list[tuple[str, str]]:
     """The chatterbot corpus as shipped, duplicates and all: (utterance, intent) per line, the kind of
     messy export a real project starts from."""
-    import yaml
-
-    from course_utils.text.data import _corpus_dir
-
-    rows = []
-    for name in intents:
-        doc = yaml.safe_load((_corpus_dir() / f"{name}.yml").read_text(encoding="utf-8"))
-        for conversation in doc["conversations"]:
-            rows += [(u.strip(), name) for u in conversation if isinstance(u, str) and u.strip()]
-    return rows
+    return [(utterance, name) for name in intents for utterance in corpus_utterances(name)]
 
 
 def shingles(text: str, n: int = 3) -> frozenset[str]:

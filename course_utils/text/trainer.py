@@ -16,9 +16,7 @@ from transformers import (DataCollatorWithPadding, PreTrainedModel, PreTrainedTo
                           Trainer, TrainingArguments)
 
 from course_utils.profile import cache_dir
-from course_utils.text.data import TextSplit, intent_splits
-
-IMDB_LABELS = ["negative", "positive"]
+from course_utils.text.data import TextSplit
 
 
 def run_dir(*parts: str) -> str:
@@ -40,29 +38,6 @@ def to_dataset(tokenizer: PreTrainedTokenizerBase, split: TextSplit, max_length:
         return tokenizer(batch["text"], truncation=True, max_length=max_length, padding=padding)
 
     return ds.map(encode, batched=True, remove_columns=["text"])
-
-
-def imdb_splits(train_size: int | None = 5000, test_size: int | None = 1000,
-                seed: int = 0) -> tuple[TextSplit, TextSplit]:
-    """IMDB reviews from the hub (full profile): a shuffled sample as in the seed, or all 25k/25k
-    when the sizes are None."""
-    from datasets import load_dataset
-
-    raw = load_dataset("stanfordnlp/imdb")
-    out = []
-    for name, size in (("train", train_size), ("test", test_size)):
-        part = raw[name].shuffle(seed=seed)
-        if size is not None:
-            part = part.select(range(size))
-        out.append(TextSplit(list(part["text"]), list(part["label"]), list(IMDB_LABELS)))
-    return out[0], out[1]
-
-
-def classification_splits(profile: str, seed: int = 0) -> tuple[TextSplit, TextSplit]:
-    """The lesson's data: the deduplicated chatterbot intents on tiny, IMDB on full."""
-    if profile == "tiny":
-        return intent_splits(test_per_class=30, seed=seed)
-    return imdb_splits(seed=seed)
 
 
 def classification_metrics(eval_pred: Any) -> dict[str, float]:

@@ -3,7 +3,6 @@ and a target task (tiny), or a labelled image dataset from the Hugging Face hub 
 
 from __future__ import annotations
 
-import random
 from collections import Counter
 from dataclasses import dataclass
 from typing import Any, Callable, Sequence
@@ -11,6 +10,8 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 from torch.utils.data import Dataset
+
+from course_utils.sampling import balanced_indices
 
 SOURCE_DIGITS = (0, 1, 2, 3, 4)
 TARGET_DIGITS = (5, 6, 7, 8, 9)
@@ -48,15 +49,7 @@ class ImageSplit(Dataset):
     def subset(self, per_class: int, seed: int = 0) -> "ImageSplit":
         """A class-balanced labelled set of `per_class` examples per class, chosen by `seed`:
         the "we only labelled a handful of images" scenario."""
-        rng = random.Random(seed)
-        picked: list[int] = []
-        for c in range(len(self.names)):
-            members = [i for i, y in enumerate(self.labels) if y == c]
-            if len(members) < per_class:
-                raise ValueError(f"class {self.names[c]!r} has only {len(members)} examples")
-            picked += rng.sample(members, per_class)
-        rng.shuffle(picked)
-        return self.select(picked)
+        return self.select(balanced_indices(self.labels, self.names, per_class, seed))
 
     def select(self, indices: Sequence[int]) -> "ImageSplit":
         """The examples at `indices`, keeping names and transform."""

@@ -99,7 +99,7 @@ def predict(model: nn.Module, split: ImageSplit, batch_size: int = 256,
     return torch.cat(preds)
 
 
-def evaluate(model: nn.Module, split: ImageSplit, device: torch.device | str = "cpu") -> float:
+def accuracy(model: nn.Module, split: ImageSplit, device: torch.device | str = "cpu") -> float:
     """Share of a split the model labels correctly."""
     preds = predict(model, split, device=device)
     return (preds == torch.tensor(split.labels)).float().mean().item()
@@ -151,10 +151,10 @@ def _epochs(model, train, test, epochs, optimizer, scaler, use_amp, amp_dtype, b
             losses.append(loss.item())
         seconds = time.perf_counter() - start
         last = epoch == epochs - 1 or (epoch + 1) % max(1, eval_every) == 0
-        accuracy = evaluate(model, test, device) if last else float("nan")
+        acc = accuracy(model, test, device) if last else float("nan")
         history.epochs.append(EpochLog(stage, len(history.epochs) + 1, float(np.mean(losses)),
-                                       accuracy, seconds, trainable))
-        bar.set_postfix(loss=f"{np.mean(losses):.3f}", acc=f"{accuracy:.3f}")
+                                       acc, seconds, trainable))
+        bar.set_postfix(loss=f"{np.mean(losses):.3f}", acc=f"{acc:.3f}")
 
 
 def epochs_for(n_examples: int, batch_size: int, epochs: int, min_steps: int) -> int:
@@ -225,29 +225,3 @@ def with_turns(split: ImageSplit, turns: int) -> ImageSplit:
     names = [f"{name}@{90 * k}" for name in split.names for k in range(turns)]
     return ImageSplit(images, labels, names, split.transform)
 
-
-# ---------------------------------------------------------------- confusion matrix
-def confusion(model: nn.Module, split: ImageSplit, device: torch.device | str = "cpu") -> np.ndarray:
-    """Counts[true, predicted]: which classes the model mixes up, which accuracy hides."""
-    preds = predict(model, split, device=device).numpy()
-    k = len(split.names)
-    matrix = np.zeros((k, k), dtype=int)
-    np.add.at(matrix, (np.array(split.labels), preds), 1)
-    return matrix
-
-
-def plot_confusion(matrix: np.ndarray, names: list[str], title: str = "") -> None:
-    """Heatmap of a confusion matrix with counts in the cells."""
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    size = max(3.0, 0.45 * len(names) + 1.5)
-    plt.figure(figsize=(size + 0.8, size))
-    sns.heatmap(matrix, annot=True, fmt="d", cmap="Blues", xticklabels=names,
-                yticklabels=names, cbar=False)
-    plt.xlabel("predicted")
-    plt.ylabel("true")
-    if title:
-        plt.title(title)
-    plt.tight_layout()
-    plt.show()
