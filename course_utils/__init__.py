@@ -11,8 +11,10 @@ Subpackages by concern, so the code behind any notebook cell is one hop away:
 - ``llm/``       lessons 08-11: the tiny causal LM and LoRA (``causal_lm``), quantisation and memory
                  (``peft_tools``), method comparison (``methods``), chat JSONL (``chat_data``),
                  generated support tickets (``support_tickets``).
-- ``service/``   the local OpenAI-compatible fine-tuning service: job store and worker (``jobs``),
-                 chat completions (``chat``), HTTP (``server``).
+- ``service/``   the local OpenAI-compatible fine-tuning service: on-disk store (``store``), base
+                 model and training worker (``jobs``), chat completions (``chat``), request models
+                 (``schemas``), errors (``errors``), FastAPI app and runners (``server``,
+                 ``middleware``), and the client-side ``follow_job`` (``client``).
 - ``grading/``   ``course check``: gathering submissions (``submissions``), the bubblewrap sandbox
                  (``sandbox``, ``confine``), the confined kernel and its probe cell (``kernel``), the
                  data-only boundary (``wire``), verdicts (``grade``), reports (``report``).

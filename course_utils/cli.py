@@ -115,9 +115,15 @@ def _check(args: argparse.Namespace) -> int:
 
 def _serve_openai(args: argparse.Namespace) -> int:
     from course_utils.service.server import serve
+    from course_utils.service.store import FolderInUse
     from course_utils.profile import cache_dir
 
-    serve(args.data or cache_dir("openai_service"), args.host, args.port, args.api_key, args.profile)
+    try:
+        serve(args.data or cache_dir("openai_service"), args.host, args.port, args.api_key, args.profile,
+              args.max_running)
+    except FolderInUse as exc:
+        print(f"course serve-openai: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
@@ -176,7 +182,9 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--port", type=int, default=8000)
     s.add_argument("--api-key", default="sk-local-course", help="the Bearer key clients must send")
     s.add_argument("--data", help="folder for files, jobs and models (default: the course cache)")
-    s.add_argument("--profile", choices=("tiny", "full"), default="tiny", help="which base model")
+    s.add_argument("--profile", choices=("tiny", "full"), default="tiny",
+                   help="which base model (full: a 0.5B instruct model on the GPU when there is one)")
+    s.add_argument("--max-running", type=int, default=1, help="fine-tuning jobs trained at once; the rest queue")
     s.set_defaults(func=_serve_openai)
     return p
 

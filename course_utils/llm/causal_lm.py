@@ -11,6 +11,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 from tqdm.auto import tqdm
@@ -21,6 +22,7 @@ from course_utils.text.models import quiet_transformers
 from course_utils.torch_utils import one_thread_on_cpu
 
 FULL_CAUSAL_LM = "Qwen/Qwen2.5-0.5B-Instruct"
+StepHook = Callable[[PreTrainedModel, int, float, dict[str, torch.Tensor]], None]
 USER, ASSISTANT, END = "<|user|>", "<|assistant|>", "<|end|>"
 SPECIALS = ["<pad>", "<unk>", "<s>", END, USER, ASSISTANT]
 # System (and developer) messages go in front of the next user turn, the way templates of models
@@ -146,14 +148,14 @@ def encode_batch(tok: PreTrainedTokenizerFast, texts: list[str], prompt_lens: li
 
 def _train(model: PreTrainedModel, batches, steps: int, lr: float, desc: str,
            progress: bool, optimizer: torch.optim.Optimizer | None = None,
-           autocast: torch.dtype | None = None) -> list[float]:
+           autocast: torch.dtype | None = None, on_step: StepHook | None = None) -> list[float]:
     with one_thread_on_cpu(model):
-        return _train_loop(model, batches, steps, lr, desc, progress, optimizer, autocast)
+        return _train_loop(model, batches, steps, lr, desc, progress, optimizer, autocast, on_step)
 
 
 def _train_loop(model: PreTrainedModel, batches, steps: int, lr: float, desc: str,
                 progress: bool, optimizer: torch.optim.Optimizer | None,
-                autocast: torch.dtype | None = None) -> list[float]:
+                autocast: torch.dtype | None = None, on_step: StepHook | None = None) -> list[float]:
     params = [p for p in model.parameters() if p.requires_grad]
     opt = optimizer or torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / 20) * (1 - s / steps))
@@ -164,8 +166,9 @@ def _train_loop(model: PreTrainedModel, batches, steps: int, lr: float, desc: st
     model.train()
     losses = []
     for step in tqdm(range(steps), desc=desc, disable=not progress, leave=False):
+        batch = batches(step)
         with torch.autocast(device_type, dtype=autocast or torch.float32, enabled=autocast is not None):
-            loss = model(**batches(step)).loss
+            loss = model(**batch).loss
         scaler.scale(loss).backward()
         scaler.unscale_(opt)
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -174,6 +177,8 @@ def _train_loop(model: PreTrainedModel, batches, steps: int, lr: float, desc: st
         sched.step()
         opt.zero_grad()
         losses.append(loss.item())
+        if on_step is not None:
+            on_step(model, step + 1, losses[-1], batch)
     model.eval()
     return losses
 
@@ -256,15 +261,16 @@ def chat_batch(tok, pairs: list[Pair], device: torch.device | str = "cpu") -> di
 def finetune_pairs(model: PreTrainedModel, tok, pairs: list[Pair], steps: int = 150,
                    lr: float = 5e-3, batch_size: int = 16, seed: int = 0, progress: bool = True,
                    desc: str = "fine-tuning", optimizer: torch.optim.Optimizer | None = None,
-                   autocast: torch.dtype | None = None) -> list[float]:
+                   autocast: torch.dtype | None = None, on_step: StepHook | None = None) -> list[float]:
     """Train whatever in `model` is trainable (a LoRA adapter, or everything) on chat pairs for a
     fixed number of steps (AdamW unless you pass an `optimizer`); returns the loss per step.
-    `autocast=torch.bfloat16` (or float16) runs the forward in mixed precision over fp32 weights."""
+    `autocast=torch.bfloat16` (or float16) runs the forward in mixed precision over fp32 weights;
+    `on_step(model, step, loss, batch)` runs after every step (events, checkpoints); raise in it to stop."""
     rng = random.Random(seed)
     torch.manual_seed(seed)
     device = next(model.parameters()).device
     batches = lambda step: chat_batch(tok, rng.sample(pairs, min(batch_size, len(pairs))), device)
-    return _train(model, batches, steps, lr, desc, progress, optimizer, autocast)
+    return _train(model, batches, steps, lr, desc, progress, optimizer, autocast, on_step)
 
 
 def add_lora(model: PreTrainedModel, r: int = 8, alpha: int = 16,

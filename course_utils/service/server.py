@@ -1,38 +1,103 @@
-"""A local service that speaks OpenAI's files / fine-tuning / chat-completions HTTP API, so the
-official `openai` client runs the whole fine-tuning workflow with only `base_url` changed, and a
-local causal LM is really fine-tuned with LoRA behind it."""
+"""A local service that speaks OpenAI's files / fine-tuning / models / chat-completions HTTP API
+on FastAPI and uvicorn, so the official `openai` client runs the whole fine-tuning workflow with
+only `base_url` changed while a local causal LM is really fine-tuned with LoRA behind it."""
 
 from __future__ import annotations
 
 import contextlib
-import json
-import re
+import logging
 import socket
 import tempfile
 import threading
 import time
 from dataclasses import dataclass
-from email.parser import BytesParser
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
-from urllib.parse import parse_qs, urlparse
 
-from course_utils.service.chat import ApiError, ChatModels, not_found
-from course_utils.service.jobs import TERMINAL, BaseModel, Store, Worker, new_id, tiny_base
+from fastapi import FastAPI, File, Form, Query, UploadFile
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response, StreamingResponse
+from starlette.exceptions import HTTPException
+
+from course_utils.service.chat import ChatModels
+from course_utils.service.errors import ApiError, error_body, not_found, short
+from course_utils.service.jobs import OPENAI_FINETUNABLE, LocalBase, Worker, new_job, tiny_base
+from course_utils.service.middleware import ApiKey, BodyLimit, ServerErrors
+from course_utils.service.schemas import ChatRequest, JobRequest
+from course_utils.service.store import Store
 
 DEFAULT_KEY = "sk-local-course"
+PURPOSES = ("fine-tune", "batch", "assistants", "user_data", "evals", "vision")
+log = logging.getLogger("course_utils.service")
 
 
-def page(items: list[dict[str, Any]], query: dict[str, str], firstlast: bool = False) -> dict[str, Any]:
-    """OpenAI's cursor pagination: `after` an id, at most `limit` items, and `has_more`."""
-    try:
-        limit = int(query.get("limit", 20))
-    except ValueError:
-        raise ApiError(400, "limit must be an integer.", "limit") from None
-    if not 1 <= limit <= 10000:
-        raise ApiError(400, "limit must be between 1 and 10000.", "limit")
-    after = query.get("after")
+class Service:
+    """The service's state behind the routes: store, worker, chat models, key and body limits."""
+
+    def __init__(self, root: str | Path, base: LocalBase | None = None, api_key: str | None = DEFAULT_KEY,
+                 org: str = "course", max_running: int = 1, json_limit: int = 2 << 20,
+                 upload_limit: int = 100 << 20) -> None:
+        self.store = Store(root)
+        self.base = base or tiny_base()
+        self.api_key, self.org = api_key, org
+        self.json_limit, self.upload_limit = json_limit, upload_limit
+        try:
+            self.worker = Worker(self.store, self.base, org, max_running)
+        except BaseException:
+            self.store.close()
+            raise
+        self.models = ChatModels(self.store, self.base)
+
+    def close(self) -> None:
+        """Stop the worker (a job still training is marked failed) and release the folder."""
+        self.worker.stop()
+        self.store.close()
+
+    def create_job(self, req: JobRequest) -> dict[str, Any]:
+        """Check a job request against the store and queue it; a bad reference is a 400."""
+        if not self.base.serves(req.model):
+            raise ApiError(400, f"Model '{short(req.model)}' is not available for fine-tuning here; use one of "
+                                f"OpenAI's fine-tunable models ({', '.join(OPENAI_FINETUNABLE)}) or "
+                                f"'{self.base.name}'.", "model", "model_not_available")
+        for param, file_id in (("training_file", req.training_file), ("validation_file", req.validation_file)):
+            meta = self.store.file(file_id) if file_id is not None else {"purpose": "fine-tune"}
+            if meta is None or meta["purpose"] != "fine-tune":
+                raise ApiError(400, f"Invalid file id '{short(file_id)}' for {param}: upload the file with "
+                                    "purpose 'fine-tune' first.", param, "invalid_file")
+        if req.method is not None and req.method.type != "supervised":
+            raise ApiError(400, f"Only 'supervised' fine-tuning runs on this local service, not "
+                                f"'{req.method.type}'.", "method.type", "unsupported_method")
+        hp = (req.hyperparameters.model_dump() if req.hyperparameters else {})
+        if req.method is not None and req.method.supervised and req.method.supervised.hyperparameters:
+            hp.update(req.method.supervised.hyperparameters.model_dump())
+        request = req.model_dump()
+        request.update(hyperparameters={k: hp.get(k, "auto") for k in ("batch_size", "learning_rate_multiplier",
+                                                                      "n_epochs")},
+                       seed=42 if req.seed is None else req.seed)
+        job = new_job(request, self.base, self.org)
+        self.store.save_job(job)
+        self.store.add_event(job["id"], f"Created fine-tuning job: {job['id']}")
+        if req.model != self.base.name:
+            self.store.add_event(job["id"], f"This local service fine-tunes its model '{self.base.name}' in "
+                                            f"place of '{req.model}'; the name is kept so OpenAI code runs unchanged.")
+        self.worker.submit(job["id"])
+        return job
+
+    def cancel_job(self, job_id: str) -> dict[str, Any]:
+        """Cancel a job that has not finished; the worker stops at its next step and publishes nothing."""
+        if self.store.job(job_id) is None:
+            raise not_found("fine-tuning job", job_id)
+        job = self.store.update_job(job_id, status="cancelled", finished_at=int(time.time()))
+        if job is None:
+            raise ApiError(400, f"Job {job_id} is already {self.store.job(job_id)['status']}.", None,
+                           "job_not_cancellable")
+        self.worker.cancel(job_id)
+        self.store.add_event(job_id, "Fine-tuning job cancelled")
+        return job
+
+
+def page(items: list[dict[str, Any]], limit: int, after: str | None, firstlast: bool = False) -> dict[str, Any]:
+    """OpenAI's cursor pagination: items `after` an id, at most `limit` of them, and `has_more`."""
     if after:
         ids = [i["id"] for i in items]
         items = items[ids.index(after) + 1:] if after in ids else []
@@ -43,211 +108,148 @@ def page(items: list[dict[str, Any]], query: dict[str, str], firstlast: bool = F
     return result
 
 
-def public_job(job: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in job.items() if not k.startswith("_")}
+def _found(record: dict[str, Any] | None, what: str, ident: str) -> dict[str, Any]:
+    if record is None:
+        raise not_found(what, ident)
+    return record
 
 
-class Service:
-    """The routes, independent of HTTP plumbing: (method, path, query, body) -> (status, payload)."""
-
-    def __init__(self, root: str | Path, base: BaseModel | None = None, api_key: str | None = DEFAULT_KEY,
-                 org: str = "course") -> None:
-        self.store = Store(root)
-        self.base = base or tiny_base()
-        self.api_key = api_key
-        self.worker = Worker(self.store, self.base, org)
-        self.models = ChatModels(self.store, self.base)
-
-    def handle(self, method: str, path: str, query: dict[str, str], body: Any) -> tuple[int, Any]:
-        parts = [p for p in path.strip("/").split("/") if p]
-        if parts[:1] != ["v1"]:
-            raise ApiError(404, f"Unknown URL {path}.", None, "unknown_url")
-        route = parts[1:]
-        if route[:1] == ["files"]:
-            return self.files(method, route[1:], query, body)
-        if route[:2] == ["fine_tuning", "jobs"]:
-            return self.jobs(method, route[2:], query, body)
-        if route[:1] == ["models"] and method == "GET":
-            data = [{"id": n, "object": "model", "created": 0, "owned_by": "system" if n == self.base.name else "course"}
-                    for n in self.models.names()]
-            if len(route) == 1:
-                return 200, {"object": "list", "data": data}
-            match = [d for d in data if d["id"] == "/".join(route[1:])]
-            if not match:
-                raise ApiError(404, f"The model '{'/'.join(route[1:])}' does not exist.", "model", "model_not_found")
-            return 200, match[0]
-        if route == ["chat", "completions"] and method == "POST":
-            return 200, self.models.complete(self.json_body(body))
-        raise ApiError(404, f"Unknown URL {method} {path}.", None, "unknown_url")
-
-    @staticmethod
-    def json_body(body: Any) -> dict[str, Any]:
-        if not isinstance(body, dict):
-            raise ApiError(400, "The request body must be a JSON object.", None, "invalid_json")
-        return body
-
-    def files(self, method: str, route: list[str], query: dict[str, str], body: Any) -> tuple[int, Any]:
-        if not route and method == "POST":
-            if not isinstance(body, dict) or "file" not in body:
-                raise ApiError(400, "Upload a file as multipart/form-data field 'file'.", "file")
-            purpose = body.get("purpose", "")
-            if purpose not in ("fine-tune", "batch", "assistants", "user_data", "evals"):
-                raise ApiError(400, f"Invalid purpose {purpose!r}.", "purpose")
-            filename, data = body["file"]
-            return 200, self.store.add_file(data, filename, purpose)
-        if not route and method == "GET":
-            files = [f for f in self.store.files() if f["purpose"] == query.get("purpose", f["purpose"])]
-            if query.get("order") == "asc":
-                files.reverse()
-            return 200, page(files, query, firstlast=True)
-        meta = self.store.file(route[0]) if route else None
-        if meta is None:
-            raise not_found("file", route[0] if route else "")
-        if len(route) == 1 and method == "GET":
-            return 200, meta
-        if len(route) == 1 and method == "DELETE":
-            self.store.delete_file(route[0])
-            return 200, {"id": route[0], "object": "file", "deleted": True}
-        if route[1:] == ["content"] and method == "GET":
-            return 200, self.store.file_path(route[0]).read_bytes()
-        raise ApiError(404, f"Unknown URL {method} /v1/files/{'/'.join(route)}.", None, "unknown_url")
-
-    def create_job(self, body: dict[str, Any]) -> dict[str, Any]:
-        model, file_id = body.get("model"), body.get("training_file")
-        if model != self.base.name:
-            raise ApiError(400, f"Model {model!r} is not available for fine-tuning here; use "
-                                f"{self.base.name!r}.", "model", "model_not_available")
-        meta = self.store.file(file_id) if isinstance(file_id, str) else None
-        if meta is None or meta["purpose"] != "fine-tune":
-            raise ApiError(400, f"Invalid file id {file_id!r}: upload it with purpose 'fine-tune'.",
-                           "training_file", "invalid_file")
-        method = body.get("method") or {"type": "supervised"}
-        if not isinstance(method, dict) or method.get("type") != "supervised":
-            raise ApiError(400, "Only method type 'supervised' is supported locally.", "method")
-        hp = dict(body.get("hyperparameters") or {})
-        hp.update((method.get("supervised") or {}).get("hyperparameters") or {})
-        suffix = body.get("suffix") or None
-        if suffix is not None and (not isinstance(suffix, str) or not re.fullmatch(r"[\w.-]{1,64}", suffix)):
-            raise ApiError(400, "suffix must be 1-64 letters, digits, '-', '_' or '.'.", "suffix")
-        hp = {k: hp.get(k, "auto") for k in ("batch_size", "learning_rate_multiplier", "n_epochs")}
-        job = {"id": new_id("ftjob"), "object": "fine_tuning.job", "created_at": int(time.time()),
-               "error": None, "fine_tuned_model": None, "finished_at": None, "hyperparameters": hp,
-               "model": model, "organization_id": "org-" + self.worker.org, "result_files": [],
-               "seed": int(body.get("seed") if body.get("seed") is not None else 42), "status": "validating_files",
-               "trained_tokens": None, "training_file": file_id, "validation_file": body.get("validation_file"),
-               "estimated_finish": None, "integrations": [], "metadata": body.get("metadata"),
-               "method": {"type": "supervised", "supervised": {"hyperparameters": hp}}, "suffix": suffix}
-        self.store.save_job(job)
-        self.store.add_event(job["id"], f"Created fine-tuning job: {job['id']}")
-        self.worker.submit(job["id"])
-        return job
-
-    def jobs(self, method: str, route: list[str], query: dict[str, str], body: Any) -> tuple[int, Any]:
-        if not route and method == "POST":
-            return 200, public_job(self.create_job(self.json_body(body)))
-        if not route and method == "GET":
-            return 200, page([public_job(j) for j in self.store.jobs()], query)
-        job = self.store.job(route[0])
-        if job is None:
-            raise not_found("fine-tuning job", route[0])
-        tail = route[1:]
-        if not tail and method == "GET":
-            return 200, public_job(job)
-        if tail == ["cancel"] and method == "POST":
-            if job["status"] in TERMINAL:
-                raise ApiError(400, f"Job {job['id']} is already {job['status']}.", None, "job_not_cancellable")
-            self.worker.cancel(job["id"])
-            job = self.store.update_job(job["id"], status="cancelled", finished_at=int(time.time()))
-            self.store.add_event(job["id"], "Fine-tuning job cancelled")
-            return 200, public_job(job)
-        if tail == ["events"] and method == "GET":
-            return 200, page(self.store.events(job["id"]), query)
-        if tail == ["checkpoints"] and method == "GET":
-            return 200, page(self.store.checkpoints(job["id"]), query, firstlast=True)
-        raise ApiError(404, f"Unknown URL {method} /v1/fine_tuning/jobs/{'/'.join(route)}.", None, "unknown_url")
-
-    def close(self) -> None:
-        self.worker.stop()
+def _validation_error(exc: RequestValidationError) -> JSONResponse:
+    err = exc.errors()[0]
+    loc = [str(x) for x in err["loc"][1:]] if err["loc"] and err["loc"][0] in ("body", "query", "path") \
+        else [str(x) for x in err["loc"]]
+    param = ".".join(loc) or None
+    if err["type"] == "json_invalid":
+        return JSONResponse(error_body("The request body is not valid JSON.", code="invalid_json"), 400)
+    if err["type"] == "extra_forbidden":
+        message = f"Unrecognized request argument supplied: {param}"
+    elif err["type"] == "missing":
+        message = f"Missing required parameter: '{param}'." if param else "The request needs a JSON object body."
+    else:
+        message = f"Invalid value for '{param}': {err['msg']}." if param else f"Invalid request body: {err['msg']}."
+    return JSONResponse(error_body(message, param=param, code="invalid_value" if param else None), 400)
 
 
-def _parse_multipart(content_type: str, data: bytes) -> dict[str, Any]:
-    message = BytesParser().parsebytes(b"Content-Type: " + content_type.encode() + b"\r\n\r\n" + data)
-    if not message.is_multipart():
-        raise ApiError(400, "Malformed multipart/form-data body.", "file")
-    fields: dict[str, Any] = {}
-    for part in message.get_payload():
-        name = part.get_param("name", header="content-disposition")
-        payload = part.get_payload(decode=True) or b""
-        if part.get_filename() is not None:
-            fields[name] = (part.get_filename(), payload)
+def create_app(service: Service) -> FastAPI:
+    """The ASGI application: OpenAI's routes over `service`, with OpenAI-shaped errors only."""
+    app = FastAPI(title="finetune-course local OpenAI-compatible service", version="1")
+    store, models = service.store, service.models
+    app.add_middleware(ServerErrors)
+    app.add_middleware(BodyLimit, json_limit=service.json_limit, upload_limit=service.upload_limit)
+    app.add_middleware(ApiKey, key=service.api_key)
+
+    @app.exception_handler(ApiError)
+    async def api_error(request, exc: ApiError) -> JSONResponse:
+        return JSONResponse(exc.body, exc.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request, exc: RequestValidationError) -> JSONResponse:
+        return _validation_error(exc)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request, exc: HTTPException) -> JSONResponse:
+        if exc.status_code == 404:
+            message, code = f"Unknown request URL: {request.method} {short(request.url.path, 200)}.", "unknown_url"
+        elif exc.status_code == 405:
+            message, code = f"Method {request.method} is not allowed for {short(request.url.path, 200)}.", \
+                "method_not_allowed"
         else:
-            fields[name] = payload.decode("utf-8", errors="replace")
-    return fields
+            message, code = str(exc.detail), {413: "request_too_large"}.get(exc.status_code)
+        return JSONResponse(error_body(message, param=None, code=code), exc.status_code, headers=exc.headers)
+
+    Limit = Query(20, ge=1, le=10000)
+
+    @app.post("/v1/files")
+    def upload(file: UploadFile = File(...), purpose: str = Form(...)) -> dict[str, Any]:
+        if purpose not in PURPOSES:
+            raise ApiError(400, f"Invalid purpose '{short(purpose)}'; use one of {', '.join(PURPOSES)}.", "purpose")
+        name = Path(file.filename or "upload").name[:255] or "upload"
+        return store.add_file(file.file, name, purpose)
+
+    @app.get("/v1/files")
+    def list_files(purpose: str | None = None, limit: int = Query(10000, ge=1, le=10000), after: str | None = None,
+                   order: str = Query("desc", pattern="^(asc|desc)$")) -> dict[str, Any]:
+        files = [f for f in store.files() if purpose in (None, f["purpose"])]
+        return page(files[::-1] if order == "asc" else files, limit, after, firstlast=True)
+
+    def file_meta(file_id: str) -> dict[str, Any]:
+        return _found(store.file(file_id), "file", file_id)
+
+    @app.get("/v1/files/{file_id}")
+    def get_file(file_id: str) -> dict[str, Any]:
+        return file_meta(file_id)
+
+    @app.delete("/v1/files/{file_id}")
+    def delete_file(file_id: str) -> dict[str, Any]:
+        store.delete_file(file_meta(file_id)["id"])
+        return {"id": file_id, "object": "file", "deleted": True}
+
+    @app.get("/v1/files/{file_id}/content")
+    def file_content(file_id: str) -> Response:
+        return Response(store.file_path(file_meta(file_id)["id"]).read_bytes(), media_type="application/octet-stream")
+
+    @app.post("/v1/fine_tuning/jobs")
+    def create_job(req: JobRequest) -> dict[str, Any]:
+        return service.create_job(req)
+
+    @app.get("/v1/fine_tuning/jobs")
+    def list_jobs(limit: int = Limit, after: str | None = None) -> dict[str, Any]:
+        return page(store.jobs(), limit, after)
+
+    def job(job_id: str) -> dict[str, Any]:
+        return _found(store.job(job_id), "fine-tuning job", job_id)
+
+    @app.get("/v1/fine_tuning/jobs/{job_id}")
+    def get_job(job_id: str) -> dict[str, Any]:
+        return job(job_id)
+
+    @app.post("/v1/fine_tuning/jobs/{job_id}/cancel")
+    def cancel_job(job_id: str) -> dict[str, Any]:
+        return service.cancel_job(job_id)
+
+    @app.get("/v1/fine_tuning/jobs/{job_id}/events")
+    def events(job_id: str, limit: int = Limit, after: str | None = None) -> dict[str, Any]:
+        data, more = store.events(job(job_id)["id"], limit, after)
+        return {"object": "list", "data": data, "has_more": more}
+
+    @app.get("/v1/fine_tuning/jobs/{job_id}/checkpoints")
+    def checkpoints(job_id: str, limit: int = Query(10, ge=1, le=10000), after: str | None = None) -> dict[str, Any]:
+        return page(store.checkpoints(job(job_id)["id"]), limit, after, firstlast=True)
+
+    def model_object(name: str) -> dict[str, Any]:
+        return {"id": name, "object": "model", "created": 0,
+                "owned_by": "system" if service.base.serves(name) else "org-" + service.org}
+
+    @app.get("/v1/models")
+    def list_models() -> dict[str, Any]:
+        return {"object": "list", "data": [model_object(n) for n in models.names()]}
+
+    @app.get("/v1/models/{name:path}")
+    def get_model(name: str) -> dict[str, Any]:
+        if not models.exists(name):
+            raise ApiError(404, f"The model '{short(name)}' does not exist.", "model", "model_not_found")
+        return model_object(name)
+
+    @app.post("/v1/chat/completions", response_model=None)
+    def chat(req: ChatRequest) -> dict[str, Any] | StreamingResponse:
+        if req.stream:
+            return StreamingResponse(models.stream(req), media_type="text/event-stream",
+                                     headers={"cache-control": "no-cache"})
+        return models.complete(req)
+
+    return app
 
 
-def make_handler(service: Service) -> type[BaseHTTPRequestHandler]:
-    """The request handler class bound to one `Service` (auth, body parsing, errors as JSON)."""
+def _start(service: Service, host: str, port: int, quiet: bool = True):
+    import uvicorn
 
-    class Handler(BaseHTTPRequestHandler):
-        protocol_version = "HTTP/1.1"
-
-        def log_message(self, *args: Any) -> None:  # keep notebooks quiet
-            pass
-
-        def _send(self, status: int, payload: Any) -> None:
-            raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/octet-stream" if isinstance(payload, bytes)
-                             else "application/json")
-            self.send_header("Content-Length", str(len(raw)))
-            self.end_headers()
-            self.wfile.write(raw)
-
-        def _body(self) -> Any:
-            length = int(self.headers.get("Content-Length") or 0)
-            data = self.rfile.read(length) if length else b""
-            ctype = self.headers.get("Content-Type", "")
-            if ctype.startswith("multipart/form-data"):
-                return _parse_multipart(ctype, data)
-            if not data:
-                return None
-            try:
-                return json.loads(data)
-            except json.JSONDecodeError:
-                raise ApiError(400, "The request body is not valid JSON.", None, "invalid_json") from None
-
-        def _dispatch(self, method: str) -> None:
-            try:
-                key = self.headers.get("Authorization", "").removeprefix("Bearer ").strip()
-                if service.api_key and key != service.api_key:
-                    raise ApiError(401, "Incorrect API key provided.", None, "invalid_api_key")
-                url = urlparse(self.path)
-                query = {k: v[-1] for k, v in parse_qs(url.query).items()}
-                body = self._body() if method in ("POST", "PUT", "PATCH") else None
-                status, payload = service.handle(method, url.path, query, body)
-            except ApiError as exc:
-                status, payload = exc.status, exc.body
-            except Exception as exc:  # anything unexpected is the request's fault here, never a 500
-                status, payload = 400, ApiError(400, f"Could not process the request: {exc}").body
-            self._send(status, payload)
-
-        def do_GET(self) -> None:
-            self._dispatch("GET")
-
-        def do_POST(self) -> None:
-            self._dispatch("POST")
-
-        def do_DELETE(self) -> None:
-            self._dispatch("DELETE")
-
-    return Handler
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody is listening on right now."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((host, port))
+    config = uvicorn.Config(create_app(service), lifespan="off", timeout_keep_alive=5,
+                            log_config=None if quiet else uvicorn.config.LOGGING_CONFIG,
+                            access_log=not quiet, log_level="warning" if quiet else "info")
+    return uvicorn.Server(config), sock
 
 
 @dataclass
@@ -261,62 +263,43 @@ class RunningService:
 
 
 @contextlib.contextmanager
-def local_service(root: str | Path | None = None, base: BaseModel | None = None, api_key: str = DEFAULT_KEY,
-                  host: str = "127.0.0.1", port: int | None = None) -> Iterator[RunningService]:
-    """Start the service in this process on a free loopback port; stop it when the block ends.
-    Use `OpenAI(base_url=svc.base_url, api_key=svc.api_key)` inside the block."""
+def local_service(root: str | Path | None = None, base: LocalBase | None = None, api_key: str = DEFAULT_KEY,
+                  host: str = "127.0.0.1", port: int = 0, **options: Any) -> Iterator[RunningService]:
+    """Start the service in this process on a free loopback port (or `port`); stop it when the
+    block ends. Use `OpenAI(base_url=svc.base_url, api_key=svc.api_key)` inside the block.
+    `options` go to `Service` (max_running, json_limit, upload_limit, org)."""
     with contextlib.ExitStack() as stack:
         if root is None:
             root = stack.enter_context(tempfile.TemporaryDirectory(prefix="openai-local-"))
-        service = Service(root, base, api_key)
-        server = ThreadingHTTPServer((host, port or free_port(host)), make_handler(service))
-        server.daemon_threads = True
-        thread = threading.Thread(target=server.serve_forever, daemon=True)
+        service = Service(root, base, api_key, **options)
+        stack.callback(service.close)
+        server, sock = _start(service, host, port)
+        stack.callback(sock.close)
+        thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="openai-local-http",
+                                  daemon=True)
         thread.start()
-        try:
-            yield RunningService(f"http://{host}:{server.server_address[1]}/v1", api_key, Path(root), service)
-        finally:
-            server.shutdown()
-            server.server_close()
-            service.close()
+        stack.callback(thread.join, 10)
+        stack.callback(setattr, server, "should_exit", True)
+        deadline = time.monotonic() + 60
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the local OpenAI-compatible service did not start")
+            time.sleep(0.02)
+        url_host = f"[{host}]" if ":" in host else host
+        yield RunningService(f"http://{url_host}:{sock.getsockname()[1]}/v1", api_key, Path(root), service)
 
 
 def serve(root: str | Path, host: str = "127.0.0.1", port: int = 8000, api_key: str = DEFAULT_KEY,
-          profile: str = "tiny") -> None:
+          profile: str = "tiny", max_running: int = 1) -> None:
     """Run the service in the foreground (what `course serve-openai` calls) until Ctrl+C."""
     from course_utils.service.jobs import full_base
 
-    service = Service(root, tiny_base() if profile == "tiny" else full_base(), api_key)
-    server = ThreadingHTTPServer((host, port), make_handler(service))
-    print(f"OpenAI-compatible fine-tuning service on http://{host}:{port}/v1 (data in {root}, "
-          f"base model {service.base.name}); key: {api_key}")
+    service = Service(root, tiny_base() if profile == "tiny" else full_base(), api_key, max_running=max_running)
     try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+        server, sock = _start(service, host, port, quiet=False)
+        print(f"OpenAI-compatible fine-tuning service on http://{host}:{port}/v1 (data in {root}, base model "
+              f"{service.base.name} on {service.base.device}, {max_running} job(s) at once); key: {api_key}",
+              flush=True)
+        server.run(sockets=[sock])
     finally:
-        server.server_close()
         service.close()
-
-
-def follow_job(client: Any, job_id: str, poll: float = 0.5, timeout: float = 3600) -> Any:
-    """Poll a fine-tuning job (local or OpenAI) with a progress bar fed by its step events, until it
-    succeeds, fails or is cancelled; returns the final job object."""
-    from tqdm.auto import tqdm
-
-    bar, deadline = tqdm(desc=job_id, unit="step"), time.time() + timeout
-    while True:
-        job = client.fine_tuning.jobs.retrieve(job_id)
-        latest = client.fine_tuning.jobs.list_events(job_id, limit=10).data
-        steps = [e.data for e in latest if getattr(e, "type", "") == "metrics" and e.data]
-        if steps:
-            bar.total = steps[0].get("total_steps") or bar.total
-            bar.n = steps[0].get("step", bar.n)
-            bar.set_postfix(status=job.status, loss=f"{steps[0].get('train_loss', float('nan')):.3f}")
-        else:
-            bar.set_postfix(status=job.status)
-        bar.refresh()
-        if job.status in TERMINAL or time.time() > deadline:
-            bar.close()
-            return job
-        time.sleep(poll)

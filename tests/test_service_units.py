@@ -1,0 +1,153 @@
+"""The local service's parts without HTTP: the atomic store, hyperparameters, the device the
+models land on, and the client's job follower."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from course_utils.service import jobs as service_jobs
+from course_utils.service.client import follow_job
+from course_utils.service.jobs import MAX_EPOCHS, LocalBase, full_base, resolve_hyperparameters, tiny_base
+from course_utils.service.store import FolderInUse, Store, atomic_write
+
+
+def test_atomic_write_keeps_the_old_file_when_the_replace_fails(tmp_path, monkeypatch):
+    target = tmp_path / "job.json"
+    atomic_write(target, b'{"status": "running"}')
+
+    def crash(*args):
+        raise OSError("disk gone")
+
+    monkeypatch.setattr(os, "replace", crash)
+    with pytest.raises(OSError):
+        atomic_write(target, b'{"status": "succ')
+    assert target.read_bytes() == b'{"status": "running"}' and list(tmp_path.iterdir()) == [target]
+
+
+def test_events_survive_a_writer_killed_mid_stream(tmp_path):
+    """A process appending events as fast as it can is SIGKILLed; every event on disk reads back."""
+    code = textwrap.dedent(f"""
+        from course_utils.service.store import Store
+        store = Store({str(tmp_path)!r})
+        store.save_job({{"id": "ftjob-x", "status": "running", "created_at": 0}})
+        print("ready", flush=True)
+        i = 0
+        while True:
+            store.add_event("ftjob-x", "step " + str(i) + " " + "x" * 2000, data={{"step": i}})
+            i += 1
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True,
+                            env=os.environ | {"PYTHONPATH": os.getcwd()})
+    assert proc.stdout.readline().strip() == "ready"
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    store = Store(tmp_path)
+    events, more = store.events("ftjob-x", limit=100_000)
+    assert events and not more
+    steps = [e["data"]["step"] for e in events]
+    assert steps == list(range(len(steps) - 1, -1, -1))  # newest first, none lost or torn
+    store.add_event("ftjob-x", "after the restart")
+    assert store.events("ftjob-x", limit=1)[0][0]["message"] == "after the restart"
+
+
+def test_one_service_per_folder(tmp_path):
+    first = Store(tmp_path)
+    with pytest.raises(FolderInUse):
+        Store(tmp_path)
+    first.close()
+    Store(tmp_path).close()
+
+
+def test_ids_cannot_walk_out_of_the_store(tmp_path):
+    store = Store(tmp_path)
+    (tmp_path / "secret.json").write_text('{"id": "file-x"}')
+    assert store.file("../secret") is None and store.job("../../secret") is None and store.file(["x"]) is None
+
+
+def test_auto_epochs_are_capped_and_explicit_values_kept():
+    base = tiny_base()
+    assert resolve_hyperparameters({"n_epochs": "auto"}, 1, base)["n_epochs"] == MAX_EPOCHS
+    assert resolve_hyperparameters({"n_epochs": "auto"}, 44, base) == \
+        {"batch_size": 16, "learning_rate_multiplier": 1.0, "n_epochs": 50}
+    assert resolve_hyperparameters({"n_epochs": 2, "batch_size": 4, "learning_rate_multiplier": 0.5}, 10, base) == \
+        {"batch_size": 4, "learning_rate_multiplier": 0.5, "n_epochs": 2}
+
+
+def test_full_profile_models_go_to_the_picked_device(monkeypatch):
+    """`serve-openai --profile full` and lesson 11 on a GPU: training and chat load through
+    `LocalBase.load`, which moves the model to `pick_device()` (here a stand-in device)."""
+    from course_utils.llm.causal_lm import load_base
+
+    monkeypatch.setattr(service_jobs, "pick_device", lambda: torch.device("meta"))
+    monkeypatch.setattr("course_utils.llm.causal_lm.load_causal_lm", lambda profile: load_base(progress=False))
+    base = full_base()
+    assert base.device == torch.device("meta")
+    model, _ = base.load()
+    assert {p.device.type for p in model.parameters()} == {"meta"}
+    from course_utils.service.chat import ChatModels
+
+    models = ChatModels(SimpleNamespace(model_index=dict), base)
+    chat_model, _ = models.get("gpt-4o-mini-2024-07-18")
+    assert next(chat_model.parameters()).device.type == "meta"
+    assert full_base("cpu").device == "cpu" and tiny_base().device == "cpu"
+
+
+def test_the_worker_trains_with_the_course_lora_function(monkeypatch, tmp_path):
+    """One LoRA training function: the worker calls `causal_lm.lora_finetune`, on the base's device."""
+    seen = {}
+
+    def fake(model, tok, pairs, **kwargs):
+        seen.update(device=next(model.parameters()).device.type, steps=kwargs["steps"])
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(service_jobs, "lora_finetune", fake)
+    from course_utils.llm.causal_lm import load_base
+    from course_utils.llm.causal_lm import style_pairs
+    from course_utils.llm.chat_data import chat_example, write_jsonl
+
+    store = Store(tmp_path)
+    path = write_jsonl([chat_example(q, a) for q, a in style_pairs()[0]], tmp_path / "t.jsonl")
+    with open(path, "rb") as fh:
+        f = store.add_file(fh, "t.jsonl", "fine-tune")
+    worker = service_jobs.Worker(store, LocalBase("tiny", lambda: load_base(progress=False)))
+    job = service_jobs.new_job({"model": "tiny", "training_file": f["id"], "seed": 0,
+                                "hyperparameters": {"n_epochs": 2, "batch_size": 16, "learning_rate_multiplier": 1}},
+                               worker.base, "course")
+    store.save_job(job)
+    worker.submit(job["id"])
+    deadline = time.time() + 60
+    while store.job(job["id"])["status"] != "failed":
+        assert time.time() < deadline
+        time.sleep(0.05)
+    worker.stop()
+    assert seen == {"device": "cpu", "steps": 8}
+    error = store.job(job["id"])["error"]
+    assert error["code"] == "internal_error" and "stop here" not in error["message"]
+
+
+class FakeJobs:
+    def __init__(self, statuses):
+        self.statuses = iter(statuses)
+
+    def retrieve(self, job_id):
+        return SimpleNamespace(status=next(self.statuses), finished_at=None)
+
+    def list_events(self, job_id, limit):
+        return SimpleNamespace(data=[SimpleNamespace(type="metrics", data={"step": 1, "total_steps": 9,
+                                                                           "train_loss": 1.0})])
+
+
+def test_follow_job_returns_the_finished_job_and_raises_on_timeout():
+    client = SimpleNamespace(fine_tuning=SimpleNamespace(jobs=FakeJobs(["running", "succeeded"])))
+    assert follow_job(client, "ftjob-x", poll=0).status == "succeeded"
+    client = SimpleNamespace(fine_tuning=SimpleNamespace(jobs=FakeJobs(["running"] * 1000)))
+    with pytest.raises(TimeoutError, match="still running"):
+        follow_job(client, "ftjob-x", poll=0.01, timeout=0.1)
