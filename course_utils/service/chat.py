@@ -16,7 +16,7 @@ from typing import Any, Iterator
 import torch
 
 from course_utils.service.errors import ApiError, short
-from course_utils.service.jobs import OPENAI_FINETUNABLE, LocalBase
+from course_utils.service.jobs import LOAD_LOCK, OPENAI_FINETUNABLE, LocalBase
 from course_utils.service.schemas import ChatRequest
 from course_utils.service.store import Store, new_id
 
@@ -101,9 +101,9 @@ class ChatModels:
                            "model", "model_not_found")
         from peft import PeftModel
 
-        model, tok = self.base.load()
-        with warnings.catch_warnings():
+        with LOAD_LOCK, warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
+            model, tok = self.base.load()
             return PeftModel.from_pretrained(model, path).to(self.base.device).eval(), tok
 
     def _prepare(self, req: ChatRequest) -> _Prepared:

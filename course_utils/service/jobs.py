@@ -29,6 +29,9 @@ OPENAI_FINETUNABLE = ("gpt-4.1-2025-04-14", "gpt-4.1-mini-2025-04-14", "gpt-4.1-
 MAX_EPOCHS = 50
 MAX_BATCH = 256
 INTERRUPTED = "service_interrupted"
+# transformers builds a model under a process-wide meta-device context, so two threads loading at
+# once can corrupt each other's model: the service loads one model at a time
+LOAD_LOCK = threading.RLock()
 
 
 @dataclass(frozen=True)
@@ -43,8 +46,9 @@ class LocalBase:
 
     def load(self) -> tuple[Any, Any]:
         """A fresh copy of the model, on the service's device, and its tokenizer."""
-        model, tok = self.loader()
-        return model.to(self.device).eval(), tok
+        with LOAD_LOCK:
+            model, tok = self.loader()
+            return model.to(self.device).eval(), tok
 
     def serves(self, model: str) -> bool:
         """Whether a request for `model` (its own name or an OpenAI base name) is answered by it."""
