@@ -65,10 +65,13 @@ def tiny_base() -> LocalBase:
 def full_base(device: torch.device | str | None = None) -> LocalBase:
     """A 0.5B instruct model from the hub for the `full` profile (needs internet once), on the
     fastest device present unless told otherwise."""
-    from course_utils.llm.causal_lm import load_causal_lm
+    from course_utils.llm.causal_lm import FULL_CAUSAL_LM, load_causal_lm
+    from course_utils.profile import mixed_precision, torch_dtype
 
-    return LocalBase("qwen2.5-0.5b-instruct", lambda: load_causal_lm("full"),
-                     device if device is not None else pick_device(), 2e-4, 60)
+    device = device if device is not None else pick_device()
+    # the lessons' precision rule: bf16 on Ampere or newer, fp32 for Qwen below (fp16 overflows)
+    dtype = torch_dtype(mixed_precision(device, FULL_CAUSAL_LM))
+    return LocalBase("qwen2.5-0.5b-instruct", lambda: load_causal_lm("full", dtype=dtype), device, 2e-4, 60)
 
 
 def resolve_hyperparameters(requested: dict[str, Any], n_pairs: int, base: LocalBase) -> dict[str, Any]:
@@ -224,11 +227,10 @@ class Worker:
                                           "the job again.", INTERRUPTED, None)
             return store.discard_models(job_id)
         saved[name] = saved[f"{name}:ckpt-step-{total}"]
-        if store.publish(job_id, saved, checkpoints, fine_tuned_model=name, trained_tokens=tokens,
-                         finished_at=int(time.time())) is None:  # cancelled after the last step
-            return store.discard_models(job_id)
-        store.add_event(job_id, f"New fine-tuned model created: {name}")
-        store.add_event(job_id, "The job has successfully completed")
+        final = (f"New fine-tuned model created: {name}", "The job has successfully completed")
+        if store.publish(job_id, saved, checkpoints, events=final, fine_tuned_model=name,
+                         trained_tokens=tokens, finished_at=int(time.time())) is None:
+            return store.discard_models(job_id)  # cancelled after the last step
 
     def model_name(self, job: dict[str, Any]) -> str:
         """OpenAI's naming: `ft:<base>:<org>:<suffix>:<8 characters of the job id>`."""
