@@ -1,7 +1,9 @@
-"""Checks for lesson 10 (comparing methods): the trainable fraction, and choosing a method."""
+"""Checks for lesson 10 (comparing methods): setting a model up for full fine-tuning, feature
+extraction or LoRA (the lesson trains with it), the trainable fraction, and choosing a method."""
 
 from __future__ import annotations
 
+import copy
 import math
 import warnings
 
@@ -25,7 +27,57 @@ def _models():
     return full, frozen, lora
 
 
-@checker("10.1", "the trainable fraction of a model")
+def _one_model(tie: bool = True):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    return LlamaForCausalLM(LlamaConfig(vocab_size=64, hidden_size=16, num_hidden_layers=2,
+                                        num_attention_heads=2, intermediate_size=32,
+                                        tie_word_embeddings=tie))
+
+
+def _trainable(model) -> set[str]:
+    return {n for n, p in model.named_parameters() if p.requires_grad}
+
+
+@checker("10.1", "set a model up for full fine-tuning, feature extraction or LoRA")
+def check_set_up(set_up) -> str:
+    expect_callable(set_up, "set_up")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        half_frozen = _one_model()
+        half_frozen.model.layers[0].requires_grad_(False)
+        full = set_up(half_frozen, "full")
+        expect(full is not None, "set_up returned None", "return the model, ready to train")
+        expect(all(p.requires_grad for p in full.parameters()),
+               "full fine-tuning left some weights frozen",
+               "full fine-tuning trains every weight: set requires_grad on all of them, even ones "
+               "someone froze before")
+        for tie in (True, False):
+            model = _one_model(tie)
+            head = model.get_output_embeddings().weight
+            fe = set_up(model, "feature_extraction")
+            trainable = [p for p in fe.parameters() if p.requires_grad]
+            expect(any(p is head for p in trainable), "feature extraction: the output head does not train",
+                   "model.get_output_embeddings() is the head; its weight must train")
+            expect(len(trainable) == 1, f"feature extraction: {len(trainable)} tensors train",
+                   "freeze everything first (model.requires_grad_(False)), then unfreeze only the head")
+        lora = set_up(_one_model(), "lora")
+        names = _trainable(lora)
+        expect(names and all("lora_" in n for n in names),
+               f"LoRA: these are not adapter weights but train: {sorted(n for n in names if 'lora_' not in n)[:3]}",
+               "get_peft_model freezes the base; do not unfreeze anything afterwards")
+        adapted = {n.split(".lora_")[0].rsplit(".", 1)[-1] for n in names}
+        expect(adapted == {"q_proj", "v_proj"}, f"LoRA adapts {sorted(adapted)}",
+               "use lesson 08's adapter: rank 8, alpha 16, on q_proj and v_proj")
+        config = lora.peft_config["default"]
+        expect(config.r == 8 and config.lora_alpha == 16 and config.lora_dropout == 0.0,
+               f"LoRA with r={config.r}, alpha={config.lora_alpha}, dropout={config.lora_dropout}",
+               "the same adapter as lesson 08: r=8, lora_alpha=16, lora_dropout=0.0")
+    return "full, feature extraction and LoRA train what they should: the comparison uses your set-up"
+
+
+@checker("10.2", "the trainable fraction of a model")
 def check_fraction(trainable_fraction) -> str:
     expect_callable(trainable_fraction, "trainable_fraction")
     full, frozen, lora = _models()
@@ -42,20 +94,23 @@ def check_fraction(trainable_fraction) -> str:
     return "right for a full, a frozen and a LoRA model"
 
 
-@checker("10.2", "choose a method under a memory budget")
+@checker("10.3", "choose a method under a memory budget")
 def check_choose(choose_method) -> str:
     expect_callable(choose_method, "choose_method")
     rows = [{"method": "full", "peak_mb": 900.0, "metric": 0.90},
             {"method": "lora", "peak_mb": 300.0, "metric": 0.88},
             {"method": "qlora", "peak_mb": 120.0, "metric": 0.88},
             {"method": "feature_extraction", "peak_mb": 100.0, "metric": 0.60}]
+    original = copy.deepcopy(rows)
     cases = [(1000, "full"), (900, "full"), (500, "qlora"), (110, "feature_extraction"), (50, None)]
     for budget, want in cases:
         got = choose_method(rows, budget)
+        expect(rows == original, "your function changed the rows it was given",
+               "do not sort, filter or edit the caller's list in place: build a new list (sorted(), a "
+               "comprehension) and leave each row as it is")
         hint = ("keep the rows whose peak_mb fits the budget (<=), take the best metric, and on a "
                 "tie the smaller peak; return None when nothing fits")
         expect(got == want, f"with {budget} MB you chose {got!r}", hint)
     expect(choose_method(list(reversed(rows)), 500) == "qlora", "your answer depends on the row order",
            "break ties by peak memory, not by position")
-    expect(len(rows) == 4, "do not modify the rows you were given")
     return "picks the best metric that fits, and the leaner of two equals"

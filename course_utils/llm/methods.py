@@ -17,6 +17,8 @@ from course_utils.llm import causal_lm as clm
 from course_utils.llm.peft_tools import PeakMemory, folder_mb, load_quantized, measured_training_memory
 
 METHODS = ("full", "feature_extraction", "lora", "qlora")
+# one learning rate per method, not one for all: updating every weight at the adapters' 5e-3
+# overshoots, so full fine-tuning gets 1e-3 (each method at a rate that suits it)
 LEARNING_RATES = {"full": 1e-3, "feature_extraction": 5e-3, "lora": 5e-3, "qlora": 5e-3}
 
 
@@ -25,6 +27,7 @@ class MethodResult:
     """One row of the comparison table."""
 
     method: str
+    lr: float
     trainable: int
     total: int
     peak_rss_mb: float
@@ -53,10 +56,26 @@ def _lora(model: PreTrainedModel, r: int, targets: tuple[str, ...]) -> PreTraine
         return get_peft_model(model, config)
 
 
+def set_up(model: PreTrainedModel, method: str) -> PreTrainedModel:
+    """The course's answer to "what trains?" for full fine-tuning, feature extraction and LoRA
+    (QLoRA also changes how the base is loaded, so `prepare` does it)."""
+    if method == "full":
+        return model.requires_grad_(True)
+    if method == "feature_extraction":  # frozen body, trainable output head (tied to embeddings)
+        model.requires_grad_(False)
+        model.get_output_embeddings().weight.requires_grad_(True)
+        return model
+    if method == "lora":
+        return _lora(model, 8, ("q_proj", "v_proj"))
+    raise ValueError(f"unknown method {method!r}: choose from full, feature_extraction, lora")
+
+
 def prepare(method: str, profile: str = "tiny", r: int = 8,
             targets: tuple[str, ...] = ("q_proj", "v_proj"), seed: int = 0,
-            dtype: torch.dtype = torch.float32, device: str = "cpu") -> tuple[PreTrainedModel, object]:
-    """The causal LM set up for one method: which weights train, and in what precision."""
+            dtype: torch.dtype = torch.float32, device: str = "cpu",
+            setup=None) -> tuple[PreTrainedModel, object]:
+    """The causal LM set up for one method: which weights train (by `setup(model, method)`,
+    e.g. a learner's function, else the course's), and in what precision."""
     torch.manual_seed(seed)
     if method == "qlora":
         from peft import prepare_model_for_kbit_training
@@ -74,17 +93,15 @@ def prepare(method: str, profile: str = "tiny", r: int = 8,
         return _lora(model, r, targets), tok
     if method in ("full", "feature_extraction") and dtype == torch.float16:
         dtype = torch.float32  # AdamW updates to fp16 weights underflow without an fp32 master copy
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}: choose from {METHODS}")
     model, tok = clm.load_causal_lm(profile, dtype=dtype)
     model.to(device)
-    if method == "feature_extraction":  # frozen body, trainable output head (tied to embeddings)
-        for p in model.parameters():
-            p.requires_grad_(False)
-        model.get_output_embeddings().weight.requires_grad_(True)
-    elif method == "lora":
-        model = _lora(model, r, targets)
-    elif method != "full":
-        raise ValueError(f"unknown method {method!r}: choose from {METHODS}")
-    return model, tok
+    if setup is not None:
+        return setup(model, method), tok
+    if method == "lora":
+        return _lora(model, r, targets), tok
+    return set_up(model, method), tok
 
 
 def save_what_changes(model: PreTrainedModel, method: str, folder: Path) -> float:
@@ -103,18 +120,19 @@ def save_what_changes(model: PreTrainedModel, method: str, folder: Path) -> floa
 def run_method(method: str, train: list[tuple[str, str]], test: list[tuple[str, str]],
                profile: str = "tiny", steps: int = 150, batch_size: int = 16, seed: int = 0,
                device: str = "cpu", dtype: torch.dtype = torch.float32,
-               lr: float | None = None) -> MethodResult:
+               lr: float | None = None, setup=None) -> MethodResult:
     """Prepare, train for `steps`, evaluate and save one method, measuring its peak memory
     (from before loading to the end of training) and its seconds per step."""
     gc.collect()
     with PeakMemory(device) as peak:
-        model, tok = prepare(method, profile, seed=seed, dtype=dtype, device=device)
+        model, tok = prepare(method, profile, seed=seed, dtype=dtype, device=device, setup=setup)
+        lr = lr or LEARNING_RATES[method]
         start = time.perf_counter()
-        losses = clm.finetune_pairs(model, tok, train, steps=steps, lr=lr or LEARNING_RATES[method],
+        losses = clm.finetune_pairs(model, tok, train, steps=steps, lr=lr,
                                     batch_size=batch_size, seed=seed, progress=False, desc=method)
         seconds = time.perf_counter() - start
     with clm.one_thread_on_cpu(model):
-        return _evaluate(model, tok, method, train, test, batch_size, peak.peak_mb, seconds / steps, losses)
+        return _evaluate(model, tok, method, lr, train, test, batch_size, peak.peak_mb, seconds / steps, losses)
 
 
 def _weights_in(p: torch.nn.Parameter) -> int:
@@ -122,14 +140,14 @@ def _weights_in(p: torch.nn.Parameter) -> int:
     return 2 * p.numel() if type(p).__name__ == "Params4bit" else p.numel()
 
 
-def _evaluate(model, tok, method, train, test, batch_size, peak_mb, sec_per_step, losses) -> MethodResult:
+def _evaluate(model, tok, method, lr, train, test, batch_size, peak_mb, sec_per_step, losses) -> MethodResult:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(_weights_in(p) for p in model.parameters())
     dev = next(model.parameters()).device
     counted = measured_training_memory(model, clm.chat_batch(tok, train[:batch_size], dev))
     with tempfile.TemporaryDirectory() as tmp:
         saved = save_what_changes(model, method, Path(tmp) / method)
-    return MethodResult(method, trainable, total, peak_mb, counted.total * 1024**3 / 1e6,
+    return MethodResult(method, lr, trainable, total, peak_mb, counted.total * 1024**3 / 1e6,
                         sec_per_step, clm.exact_match(model, tok, test),
                         clm.answer_loss(model, tok, test), saved, losses)
 
@@ -145,3 +163,12 @@ def compare_methods(train: list[tuple[str, str]], test: list[tuple[str, str]],
         results.append(run_method(method, train, test, **kwargs))
         gc.collect()
     return results
+
+
+def choose_method(rows: list[dict], budget_mb: float) -> str | None:
+    """The method with the best metric whose peak memory fits the budget (ties: the leaner one);
+    None when nothing fits. The caller's rows are left untouched."""
+    fits = [r for r in rows if r["peak_mb"] <= budget_mb]
+    if not fits:
+        return None
+    return min(fits, key=lambda r: (-r["metric"], r["peak_mb"]))["method"]
