@@ -71,6 +71,8 @@ def check_set_up(set_up) -> str:
         expect(adapted == {"q_proj", "v_proj"}, f"LoRA adapts {sorted(adapted)}",
                "use lesson 08's adapter: rank 8, alpha 16, on q_proj and v_proj")
         config = lora.peft_config["default"]
+        task = getattr(config.task_type, "value", config.task_type)
+        expect(task == "CAUSAL_LM", f"LoRA task_type is {task!r}", "the model writes text: task_type='CAUSAL_LM'")
         expect(config.r == 8 and config.lora_alpha == 16 and config.lora_dropout == 0.0,
                f"LoRA with r={config.r}, alpha={config.lora_alpha}, dropout={config.lora_dropout}",
                "the same adapter as lesson 08: r=8, lora_alpha=16, lora_dropout=0.0")
