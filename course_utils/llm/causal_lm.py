@@ -255,7 +255,7 @@ def finetune_pairs(model: PreTrainedModel, tok, pairs: list[tuple[str, str]], st
     return _train(model, batches, steps, lr, desc, progress, optimizer)
 
 
-def style_lora_config(r: int = 8):
+def style_lora_config(r: int = 8) -> "peft.LoraConfig":
     """The course's LoRA configuration for the causal LM: rank `r` on the query and value
     projections, alpha = 2r, no dropout (so that runs repeat exactly)."""
     from peft import LoraConfig
@@ -266,7 +266,7 @@ def style_lora_config(r: int = 8):
 
 def lora_finetune(model: PreTrainedModel, tok, pairs: list[tuple[str, str]], r: int = 8,
                   alpha: int = 16, target_modules: tuple[str, ...] = ("q_proj", "v_proj"),
-                  config=None, **train_kwargs) -> tuple[PreTrainedModel, list[float]]:
+                  config: "peft.LoraConfig | None" = None, **train_kwargs) -> tuple[PreTrainedModel, list[float]]:
     """Wrap a causal LM in a fresh LoRA adapter (`config`, a `LoraConfig`, or one built from r,
     alpha and target_modules) and fine-tune it on chat pairs. Returns (peft model, losses)."""
     from peft import LoraConfig, get_peft_model

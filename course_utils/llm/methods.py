@@ -9,6 +9,7 @@ import time
 import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel
@@ -73,7 +74,8 @@ def set_up(model: PreTrainedModel, method: str) -> PreTrainedModel:
 def prepare(method: str, profile: str = "tiny", r: int = 8,
             targets: tuple[str, ...] = ("q_proj", "v_proj"), seed: int = 0,
             dtype: torch.dtype = torch.float32, device: str = "cpu",
-            setup=None) -> tuple[PreTrainedModel, object]:
+            setup: Callable[[PreTrainedModel, str], PreTrainedModel] | None = None
+            ) -> tuple[PreTrainedModel, object]:
     """The causal LM set up for one method: which weights train (by `setup(model, method)`,
     e.g. a learner's function, else the course's), and in what precision."""
     torch.manual_seed(seed)
@@ -120,7 +122,8 @@ def save_what_changes(model: PreTrainedModel, method: str, folder: Path) -> floa
 def run_method(method: str, train: list[tuple[str, str]], test: list[tuple[str, str]],
                profile: str = "tiny", steps: int = 150, batch_size: int = 16, seed: int = 0,
                device: str = "cpu", dtype: torch.dtype = torch.float32,
-               lr: float | None = None, setup=None) -> MethodResult:
+               lr: float | None = None,
+               setup: Callable[[PreTrainedModel, str], PreTrainedModel] | None = None) -> MethodResult:
     """Prepare, train for `steps`, evaluate and save one method, measuring its peak memory
     (from before loading to the end of training) and its seconds per step."""
     gc.collect()
