@@ -1,0 +1,119 @@
+"""Checks for lesson 15 (distributed fine-tuning): the global batch and step count, and the
+rank-0-only save with a barrier, checked by running it on two real processes."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+
+from ..checks import CheckFailed, checker, expect, expect_callable
+
+CASES = [((8, 2, 1, 63, 10), (16, 30)), ((4, 8, 4, 1000, 3), (128, 21)), ((16, 1, 1, 100, 1), (16, 6)),
+         ((2, 3, 5, 95, 2), (30, 6)), ((1, 4, 2, 64, 5), (8, 40))]
+
+
+@checker("15.1", "the global batch and the number of optimizer steps")
+def check_global_batch(global_batch_and_steps) -> str:
+    expect_callable(global_batch_and_steps, "global_batch_and_steps")
+    for (b, p, a, n, e), (want_g, want_s) in CASES:
+        got = global_batch_and_steps(b, p, a, n, e)
+        expect(isinstance(got, (tuple, list)) and len(got) == 2,
+               f"expected a pair (global_batch, steps), got {got!r}", "return global_batch, steps")
+        g, s = (int(x) if isinstance(x, (int, float)) and float(x).is_integer() else x for x in got)
+        where = f"per-device batch {b}, {p} processes, accumulation {a}"
+        if g != want_g:
+            hint = ("each process trains on its own per-device batch, and each accumulation step adds "
+                    "one more: multiply all three")
+            if g == b * a:
+                hint = "every process contributes a per-device batch to the same optimizer step"
+            elif g == b * p:
+                hint = "gradient accumulation also multiplies the examples behind one optimizer step"
+            expect(False, f"with {where} you said the global batch is {g}", hint)
+        if s != want_s:
+            hint = "one optimizer step per global batch; each epoch drops its last partial batch"
+            if s == e * -(-n // want_g):
+                hint = "the last partial batch of each epoch is dropped: use //, not a rounded-up division"
+            elif s == n // want_g:
+                hint = "that is one epoch: multiply by the number of epochs"
+            elif s == e * (n // (b * p)) or s == e * (n // b):
+                hint = "count optimizer steps (one per global batch), not micro-batches or per-device batches"
+            expect(False, f"with {where}, {n} examples and {e} epochs you said {s} steps", hint)
+    return "right for five configurations, accumulation and dropped partial batches included"
+
+
+_VERDICTS: dict[str, tuple[str, str, str]] = {}  # source -> (status, message, hint) of a 2-process run
+
+
+def _dry_run(save_on_main, folder: Path) -> None:
+    """A world of one process: catches stubs and plain errors without paying for a launch."""
+    path = folder / "alone.pt"
+    save_on_main(0, {"written_by": 0}, str(path), lambda: None)
+    expect(path.exists(), "on rank 0 your function wrote nothing to `path`",
+           "rank 0 should call torch.save(state, path)")
+
+
+def _collective_failure(error: str) -> bool:
+    """Whether a rank's error is the process group giving up (a peer left or never arrived)."""
+    return any(w in error for w in ("DistBackendError", "Connection closed", "Timed out", "timed out",
+                                     "Connection reset", "Gloo"))
+
+
+def _verdict(logs: list[dict], path: Path) -> tuple[str, str]:
+    """Message and hint of the first problem the ranks' logs show, or ('', '') when none."""
+    own = [log for log in logs if log["error"] and not _collective_failure(log["error"])]
+    if own:
+        return (f"on rank {own[0]['rank']} your function raised {own[0]['error']}",
+                "call it yourself as save_on_main(1, {}, 'x.pt', lambda: None) to see why")
+    barriers = [log["barriers"] for log in logs]
+    if len(set(barriers)) > 1 or any(log["error"] for log in logs):
+        return (f"the ranks called barrier() {barriers} times: a rank waits forever at a barrier the "
+                "others never reach", "call barrier() outside the `if rank == 0:`, on every rank")
+    writers = [log["rank"] for log in logs for _ in range(log["saves"])]
+    if not writers:
+        return "no rank wrote the checkpoint", "rank 0 should call torch.save(state, path)"
+    if len(writers) > 1:
+        return (f"the checkpoint was written {len(writers)} times (by ranks {sorted(set(writers))})",
+                "only the main process (rank 0) writes; the others skip the save")
+    if writers != [0] or not path.exists() or torch.load(path, weights_only=True).get("written_by") != 0:
+        return f"rank {writers[0]} wrote the checkpoint", "the main process is rank 0"
+    early = [log["rank"] for log in logs if not log["file_on_return"]]
+    if early:
+        return (f"rank {early[0]} returned before the checkpoint existed (rank 0 was still writing)",
+                "after the save, call barrier() on every rank so no rank moves on (or reads, or exits) early")
+    return "", ""
+
+
+@checker("15.2", "rank 0 saves, every rank waits")
+def check_save_on_main(save_on_main) -> str:
+    from ..distributed.compare import function_source
+    from ..distributed.launch import launch
+
+    expect_callable(save_on_main, "save_on_main")
+    source = function_source(save_on_main)
+    key = hashlib.sha256(source.encode()).hexdigest()
+    folder = Path(tempfile.mkdtemp(prefix="course-check-15-"))
+    try:
+        if key not in _VERDICTS:
+            _dry_run(save_on_main, folder)
+            path = folder / "checkpoint.pt"
+            settings = {"source": source, "name": save_on_main.__name__, "path": str(path),
+                        "slow_save": 0.5, "pg_timeout": 15}
+            try:
+                launch("save_check", settings, processes=2, timeout=90, run_dir=folder / "run")
+            except (TimeoutError, RuntimeError) as exc:
+                raise CheckFailed(f"the 2-process run did not finish: {str(exc).splitlines()[0]}",
+                                  "every rank must reach the same barriers; rank 0 alone writes") from exc
+            logs = [json.loads((folder / "run" / f"rank{r}.json").read_text()) for r in range(2)]
+            message, hint = _verdict(logs, path)
+            _VERDICTS[key] = ("failed" if message else "passed", message, hint)
+        status, message, hint = _VERDICTS[key]
+        if status == "failed":
+            raise CheckFailed(message, hint)
+        return "on 2 real processes: one file, written by rank 0, and no rank moved on before it existed"
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
