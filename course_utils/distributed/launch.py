@@ -50,6 +50,7 @@ class Launch:
     result: object
     seconds: float
     processes: int
+    command: list[str] = field(default_factory=list)
     log: str = field(repr=False, default="")
 
 
@@ -117,7 +118,7 @@ def launch(job: str, settings: dict, processes: int, timeout: float = 300.0,
                                f"{errors or _tail(log_path)}")
         result_path = run_dir / "result.pt"
         result = torch.load(result_path, weights_only=False) if result_path.exists() else None
-        return Launch(result, seconds, processes, log_path.read_text(errors="replace"))
+        return Launch(result, seconds, processes, cmd, log_path.read_text(errors="replace"))
     finally:
         if own_dir:
             shutil.rmtree(run_dir, ignore_errors=True)
