@@ -167,6 +167,18 @@ def test_save_mistakes_found_from_rank_logs():
     assert "rank 1 wrote" in ex15._verdict([log(0, 0), log(1, 1)], Path("missing.pt"))[0]
     crashed = [log(0, 1), {**log(1, 0), "error": "KeyError: 'weights'"}]
     assert "raised KeyError" in ex15._verdict(crashed, Path("missing.pt"))[0]
+    no_numpy = [log(0, 1), {**log(1, 0), "error": "NameError: name 'np' is not defined"}]
+    assert "inside the function" in ex15._verdict(no_numpy, Path("missing.pt"))[1]
+
+
+def test_a_check_whose_ranks_hang_is_stopped(tmp_path):
+    source = "def save_on_main(rank, state, path, barrier):\n    import time\n    time.sleep(300)\n"
+    settings = {"source": source, "name": "save_on_main", "path": str(tmp_path / "c.pt"),
+                "slow_save": 0, "pg_timeout": 10}
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    with pytest.raises(TimeoutError, match="did not finish"):
+        ex15.two_ranks(settings, tmp_path / "run", timeout=5)
+    assert _gone([p.pid for p in psutil.Process().children(recursive=True) if p.pid not in before])
 
 
 def test_save_stub_is_not_attempted_and_the_lesson_falls_back(capsys):

@@ -43,7 +43,7 @@ def single_process(profile: str, device: torch.device, precision: str, plan: Pla
     if plan.processes != 1:
         raise ValueError("the single-process baseline has processes=1; use accumulation instead")
     torch.manual_seed(plan.seed)
-    model, tok = load_causal_lm(profile)
+    model, tok = load_causal_lm(profile, dtype=torch.float32)
     model.to(device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=plan.lr, weight_decay=0.0)
     batch_of = lambda ids: chat_batch(tok, [pairs[i] for i in ids], device)
@@ -87,7 +87,7 @@ def reload_outputs(profile: str, checkpoint: str | Path, pairs: list[tuple[str, 
     logits on the probe examples the ranks used."""
     from course_utils.llm.causal_lm import chat_batch, load_causal_lm
 
-    model, tok = load_causal_lm(profile)
+    model, tok = load_causal_lm(profile, dtype=torch.float32)
     missing, unexpected = model.load_state_dict(torch.load(checkpoint, weights_only=True), strict=False)
     real_missing = [k for k in missing if k != "lm_head.weight" or not model.config.tie_word_embeddings]
     if real_missing or unexpected:

@@ -22,7 +22,7 @@ from course_utils.distributed.worker import learner_function
 def _model(settings: dict, device: torch.device):
     from course_utils.llm.causal_lm import load_causal_lm
 
-    model, tok = load_causal_lm(settings["profile"])
+    model, tok = load_causal_lm(settings["profile"], dtype=torch.float32)  # fp32 master weights
     return model.to(device), tok
 
 

@@ -26,13 +26,20 @@ def learner_function(source: str, name: str) -> Callable:
     return namespace[name]
 
 
-def save_check(settings: dict, run_dir: Path) -> None:
-    """Exercise 15.2 on two real ranks: run the learner's save function with a spy on `torch.save`
-    and on the barrier, and record what each rank did."""
+def save_check(settings: dict, run_dir: Path, rank: int | None = None, world: int = 2) -> None:
+    """Exercise 15.2 on real ranks: run the learner's save function with a spy on `torch.save`
+    and on the barrier, and record what each rank did. Under torchrun the ranks meet through the
+    environment; forked from the checker (`rank` given) through a file store in `run_dir`."""
     import torch
     import torch.distributed as dist
 
-    dist.init_process_group("gloo", timeout=timedelta(seconds=settings["pg_timeout"]))
+    timeout = timedelta(seconds=settings["pg_timeout"])
+    if rank is None:
+        dist.init_process_group("gloo", timeout=timeout)
+    else:
+        sys.stdout = sys.stderr = open(run_dir / f"out{rank}.txt", "w")  # not the kernel's streams
+        dist.init_process_group("gloo", init_method=f"file://{run_dir / 'store'}", rank=rank,
+                                world_size=world, timeout=timeout)
     rank = dist.get_rank()
     log = {"rank": rank, "saves": 0, "barriers": 0, "error": None}
     real_save = torch.save
