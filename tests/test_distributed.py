@@ -203,10 +203,17 @@ def _pids(run_dir: Path, n: int = 2, wait: float = 120) -> list[int]:
     raise AssertionError(f"the ranks never started: {list(run_dir.iterdir())}")
 
 
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 def _gone(pids: list[int], wait: float = 10) -> bool:
     deadline = time.time() + wait
     while time.time() < deadline:
-        alive = [p for p in pids if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+        alive = [p for p in pids if _alive(p)]
         if not alive:
             return True
         time.sleep(0.1)
