@@ -69,9 +69,24 @@ def stop(proc: subprocess.Popen) -> None:
     for p in procs:
         with contextlib.suppress(psutil.Error):
             p.kill()
-    psutil.wait_procs(procs, timeout=5)
     with contextlib.suppress(subprocess.TimeoutExpired):
         proc.wait(timeout=5)
+    _wait_dead(procs, timeout=5)
+
+
+def _wait_dead(procs: list[psutil.Process], timeout: float) -> None:
+    """Until each process is gone or a zombie: a killed rank that its dead parent can no longer
+    reap stays a zombie (no memory, no CPU) until init collects it, so do not wait for that."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        alive = []
+        for p in procs:
+            with contextlib.suppress(psutil.Error):
+                if p.status() != psutil.STATUS_ZOMBIE:
+                    alive.append(p)
+        if not alive:
+            return
+        time.sleep(0.05)
 
 
 def _tail(path: Path, lines: int = 25) -> str:
