@@ -1,7 +1,6 @@
 """Lesson 15: the data-parallel plan and loss, exact memory counts, the exercise checks (run on two
 real processes), and that a launch never outlives an interrupt, an alarm or its time limit."""
 
-import json
 import os
 import signal
 import subprocess
@@ -37,6 +36,7 @@ def test_ranks_and_accumulation_steps_split_the_same_global_batch():
         ranks = [mb for r in range(2) for mb in ddp.micro_batches(step, r, 27)]
         assert ranks == single.micro_batches(step, 0, 27)  # rank r's chunk == accumulation step r
         assert sorted(sum(ranks, [])) == sorted(ids)
+        assert list(all_chunks(ddp, step, 27)) == ranks
         seen += ids
     per_epoch = 27 // 8
     assert len(set(seen[:per_epoch * 8])) == per_epoch * 8  # no example twice within an epoch
@@ -222,7 +222,9 @@ def _gone(pids: list[int], wait: float = 10) -> bool:
 
 def test_interrupting_a_launch_leaves_no_process(tmp_path):
     """Ctrl-C (the kernel's interrupt) while the ranks run: the launching process stops them all."""
-    script = (f"from course_utils.distributed.launch import launch\n"
+    script = ("import signal\n"  # a shell may start background jobs with SIGINT ignored; a kernel never is
+              "signal.signal(signal.SIGINT, signal.default_int_handler)\n"
+              f"from course_utils.distributed.launch import launch\n"
               f"launch('sleep', {{'seconds': 120}}, 2, timeout=300, run_dir={str(tmp_path)!r})\n")
     parent = subprocess.Popen([sys.executable, "-c", script], env={**os.environ, "PYTHONPATH": str(ROOT)})
     try:
