@@ -13,6 +13,9 @@ Subpackages by concern, so the code behind any notebook cell is one hop away:
                  generated support tickets (``support_tickets``).
 - ``service/``   the local OpenAI-compatible fine-tuning service: job store and worker (``jobs``),
                  chat completions (``chat``), HTTP (``server``).
+- ``distributed/`` lesson 15: the data-parallel plan and shared loop (``training``), launching
+                 ranks with torchrun and always stopping them (``launch``), what each rank runs
+                 (``worker``, ``ranks``), the notebook's baseline and comparisons (``compare``).
 - ``grading/``   ``course check``: gathering submissions (``submissions``), the bubblewrap sandbox
                  (``sandbox``, ``confine``), the confined kernel and its probe cell (``kernel``), the
                  data-only boundary (``wire``), verdicts (``grade``), reports (``report``).
