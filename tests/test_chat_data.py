@@ -127,7 +127,7 @@ def test_refusal_without_content_or_call_counts_as_an_answer_part():
 
 
 def test_content_arrays_train_like_strings():
-    assert chat_pairs(VALID["content arrays"]) == [("what is shown?", "a cat", None)]
+    assert chat_pairs(VALID["content arrays"]) == [("what is shown?", "a cat", "be brief")]
 
 
 def test_tool_calls_and_definitions_count_toward_tokens():
