@@ -110,9 +110,12 @@ def launch(job: str, settings: dict, processes: int, timeout: float = 300.0,
     package_root = str(Path(course_utils.__file__).resolve().parent.parent)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [package_root, os.environ.get("PYTHONPATH")])),
            "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"), "TOKENIZERS_PARALLELISM": "false",
-           "COURSE_DIST_DEADLINE": str(int(timeout) + 30), "PYTHONWARNINGS": "ignore"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={processes}",
-           "--max-restarts=0", "-m", "course_utils.distributed.worker", job, str(run_dir)]
+           "COURSE_DIST_DEADLINE": str(int(timeout) + 30), "PYTHONWARNINGS": "ignore",
+           # every rank is on this machine: meet on the loopback address, so that no rank depends on
+           # the host name resolving (it does not inside a network-less sandbox)
+           "GLOO_SOCKET_IFNAME": os.environ.get("GLOO_SOCKET_IFNAME", "lo")}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--local-addr=127.0.0.1",
+           f"--nproc-per-node={processes}", "--max-restarts=0", "-m", "course_utils.distributed.worker", job, str(run_dir)]
     log_path = run_dir / "log.txt"
     start = time.perf_counter()
     try:

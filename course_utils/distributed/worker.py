@@ -38,6 +38,7 @@ def save_check(settings: dict, run_dir: Path, rank: int | None = None, world: in
         dist.init_process_group("gloo", timeout=timeout)
     else:
         sys.stdout = sys.stderr = open(run_dir / f"out{rank}.txt", "w")  # not the kernel's streams
+        os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")  # the ranks are local: no host name lookup
         dist.init_process_group("gloo", init_method=f"file://{run_dir / 'store'}", rank=rank,
                                 world_size=world, timeout=timeout)
     rank = dist.get_rank()
