@@ -87,7 +87,7 @@ def test_full_profile_models_go_to_the_picked_device(monkeypatch):
     from course_utils.llm.causal_lm import load_base
 
     monkeypatch.setattr(service_jobs, "pick_device", lambda: torch.device("meta"))
-    monkeypatch.setattr("course_utils.llm.causal_lm.load_causal_lm", lambda profile: load_base(progress=False))
+    monkeypatch.setattr("course_utils.llm.causal_lm.load_causal_lm", lambda profile, **kw: load_base(progress=False))
     base = full_base()
     assert base.device == torch.device("meta")
     model, _ = base.load()
