@@ -133,6 +133,24 @@ def _emit(result: Result) -> None:
     display({"text/plain": result.line(), MIME: asdict(result)}, raw=True)
 
 
+def learner_or_reference(exercise: str, answer: Any, reference: Any, name: str = "") -> Any:
+    """The learner's answer when its check passes, else the course's reference, saying which.
+
+    Later cells of a lesson train with what this returns, so a learner's passing code drives the
+    run and an unfinished exercise (a stub raising NotImplementedError) never stops the lesson.
+    """
+    label = name or getattr(answer, "__name__", "") or getattr(reference, "__name__", "answer")
+    if answer is None:
+        result = Result(exercise, NOT_ATTEMPTED, "nothing was defined")
+    else:
+        result = evaluate(exercise, answer)
+    if result.passed:
+        print(f"→ using your `{label}` (exercise {exercise} passed)")
+        return answer
+    print(f"→ using the course's version until yours passes (exercise {exercise}: {result.status})")
+    return reference
+
+
 def expect(condition: bool, message: str, hint: str = "") -> None:
     """Fail a check with a learner-facing message unless `condition` holds."""
     if not condition:

@@ -1,6 +1,8 @@
-"""Checks for lesson 01 (why fine-tune): baselines and the gain from pretraining."""
+"""Checks for lesson 01 (why fine-tune): baselines, the gain from pretraining, freezing the embedding table."""
 
 from __future__ import annotations
+
+import torch
 
 from ..checks import checker, expect, expect_callable
 from ..text.curves import CurvePoint
@@ -15,6 +17,9 @@ def check_majority_baseline(majority_baseline) -> str:
     skewed = majority_baseline([2, 2, 2, 0, 1, 2, 2, 1])
     expect(abs(skewed - 5 / 8) < 1e-9, f"on labels [2, 2, 2, 0, 1, 2, 2, 1] you returned {skewed!r}",
            "1 / number_of_classes is only right when the classes are balanced")
+    later = majority_baseline([0, 1, 1, 2, 1])
+    expect(abs(later - 3 / 5) < 1e-9, f"on labels [0, 1, 1, 2, 1] you returned {later!r}",
+           "find the most frequent label over the whole list, not the first one's count")
     single = majority_baseline([7])
     expect(abs(single - 1.0) < 1e-9, f"on a single label you returned {single!r}")
     return "you know what a model has to beat"
@@ -37,3 +42,40 @@ def check_pretraining_gain(pretraining_gain) -> str:
                "pair each pretrained point with the scratch point of the same size; the list is "
                "not in any particular order")
     return "pretrained minus scratch, size by size"
+
+
+def _tiny_encoders() -> list[tuple[str, object]]:
+    from transformers import (BertConfig, BertForSequenceClassification, DistilBertConfig,
+                              DistilBertForSequenceClassification)
+
+    torch.manual_seed(0)
+    bert = BertForSequenceClassification(BertConfig(
+        vocab_size=120, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=40, num_labels=3))
+    distil = DistilBertForSequenceClassification(DistilBertConfig(
+        vocab_size=120, dim=16, n_layers=1, n_heads=2, hidden_dim=32, max_position_embeddings=40,
+        num_labels=3))
+    return [("a small BERT", bert), ("a small DistilBERT", distil)]
+
+
+@checker("01.3", "freeze the token-embedding table")
+def check_freeze_embeddings(freeze_token_embeddings) -> str:
+    expect_callable(freeze_token_embeddings, "freeze_token_embeddings")
+    for label, model in _tiny_encoders():
+        freeze_token_embeddings(model)
+        table = model.get_input_embeddings().weight
+        expect(not table.requires_grad, f"on {label} the token-embedding table still trains",
+               "set `requires_grad` on the table's weight PARAMETER (or call `.requires_grad_(False)` "
+               "on the module): a plain attribute on an nn.Module changes nothing; "
+               "`model.get_input_embeddings()` finds the table in any Hugging Face model")
+        frozen = sorted(n for n, p in model.named_parameters() if not p.requires_grad)
+        extra = [n for n in frozen if _is_not(model, n, table)]
+        expect(not extra, f"on {label} you also froze {extra[:2]}",
+               "only the token-embedding table: position embeddings, LayerNorm, every layer and the "
+               "head keep training")
+    return "only the token-embedding table is frozen, on BERT and DistilBERT"
+
+
+def _is_not(model, name: str, table) -> bool:
+    """Whether the named parameter is something other than the token-embedding table."""
+    return dict(model.named_parameters())[name] is not table

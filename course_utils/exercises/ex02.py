@@ -28,12 +28,17 @@ def check_freeze(freeze_for_feature_extraction) -> str:
         freeze_for_feature_extraction(model)
         head = {n for n, _ in model.named_parameters() if n.startswith("fc.")}
         trainable = set(_frozen_names(model, True))
+        expect(bool(_frozen_names(model, False)), f"on {label} nothing was frozen",
+               "`model.eval()` and `torch.no_grad()` do not freeze anything: they switch dropout and "
+               "BatchNorm to inference behaviour and stop recording gradients while they are active. "
+               "Freezing means `p.requires_grad = False` on each backbone parameter")
         expect(head <= trainable, f"on {label} the head `fc` is frozen",
                "freeze everything, then switch `requires_grad` back on for the head's parameters: "
                "with a frozen head nothing at all would learn")
         extra = sorted(trainable - head)
         bn = [n for n in extra if ".bn" in n or n.startswith("bn") or "downsample.1" in n]
-        expect(not bn, f"on {label} BatchNorm parameters are still trainable ({bn[:1]}...)",
+        convs_frozen = all(not p.requires_grad for n, p in model.named_parameters() if "conv" in n)
+        expect(not (bn and convs_frozen), f"on {label} BatchNorm parameters are still trainable ({bn[:1]}...)",
                "BatchNorm's weight and bias belong to the backbone too: loop over all "
                "`model.parameters()`, not only the convolutions")
         expect(not extra, f"on {label} backbone parameters are still trainable ({extra[:1]}...)",
@@ -64,7 +69,16 @@ def check_head(replace_head_for) -> str:
             torch.set_num_threads(1)  # tiny forward passes: one thread is ~20x faster when busy
             try:
                 with torch.no_grad():
-                    out = model(x)
+                    features = torch.flatten(model.avgpool(_body(model, x)), 1)
+                try:
+                    with torch.no_grad():
+                        out = model.fc(features)
+                except RuntimeError as exc:
+                    expect(False, f"on {label} the new head does not fit the backbone's features "
+                           f"({features.shape[1]} numbers per image): {str(exc).splitlines()[0]}",
+                           "read the input width from the old head, `model.fc.in_features` (2,048 "
+                           "for ResNet50, 512 for resnet18, 128 for the tiny ResNet), instead of "
+                           "typing it")
             finally:
                 torch.set_num_threads(threads)
             expect(tuple(out.shape) == (2, k),
@@ -83,6 +97,32 @@ def check_head(replace_head_for) -> str:
     return "right output size for 3 and 7 classes, new head trainable, backbone untouched"
 
 
+def _body(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The backbone's feature map before pooling, for a torchvision-style ResNet."""
+    x = model.maxpool(model.relu(model.bn1(model.conv1(x))))
+    for name, child in model.named_children():
+        if name.startswith("layer"):
+            x = child(x)
+    return x
+
+
+def _as_number(value) -> float | None:
+    """A Python, NumPy or 0-d tensor scalar as a float; None for anything else (bools included)."""
+    import numbers
+
+    import numpy as np
+
+    if isinstance(value, bool) or isinstance(value, np.bool_):
+        return None
+    if isinstance(value, torch.Tensor):
+        return float(value.item()) if value.numel() == 1 and not value.dtype == torch.bool else None
+    if isinstance(value, (numbers.Real, np.floating, np.integer)):
+        return float(value)
+    if isinstance(value, np.ndarray) and value.shape == ():
+        return float(value)
+    return None
+
+
 @checker("02.3", "fraction of trainable parameters")
 def check_fraction(trainable_fraction) -> str:
     expect_callable(trainable_fraction, "trainable_fraction")
@@ -98,8 +138,10 @@ def check_fraction(trainable_fraction) -> str:
     for frozen, got in cases:
         trainable = sum(n for i, n in enumerate((220, 40, 63)) if i not in frozen)
         want = trainable / total
-        expect(isinstance(got, (float, int)) and not isinstance(got, bool),
-               f"return a number, not {type(got).__name__}")
+        number = _as_number(got)
+        expect(number is not None, f"return a number, not {type(got).__name__}",
+               "a Python float, a NumPy scalar or a one-element tensor all work")
+        got = number
         expect(not (want > 0 and abs(got - 100 * want) < 1e-6),
                "you returned a percentage", "return a fraction between 0 and 1")
         expect(not (abs(want - 1) > 1e-9 and abs(got - (1 - want)) < 1e-6),

@@ -48,4 +48,10 @@ def check_squad_f1(squad_f1) -> str:
     got = squad_f1("porto porto", "porto")
     expect(abs(got - 2 / 3) < 1e-9, f"'porto porto' vs 'porto' should be 0.667, you returned {got}",
            "count shared tokens with multiplicity (collections.Counter & Counter), not as sets")
-    return "F1 with the official normalisation"
+    got = squad_f1("the", "a.")
+    expect(got == 0, f"'the' vs 'a.' both normalise to nothing; SQuAD v1.1 scores that F1 0, you "
+           f"returned {got}", "no shared token means F1 0, with no special case for two empty "
+           "answers (that special case is SQuAD v2.0's)")
+    got = squad_f1("", "Porto")
+    expect(got == 0, f"an empty prediction must score 0, you returned {got}")
+    return "F1 with the official v1.1 normalisation and rules"

@@ -41,4 +41,12 @@ def check_steps(optimizer_steps) -> str:
     expect(got[0] != 30, "63 batches with 4 accumulation steps: the last 3 batches still make an optimiser "
            "step", "round up again when dividing by grad_accum (transformers 5 steps on a partial accumulation)")
     expect(got == (32, 2), f"1000 examples, batch 16, 4 accumulation steps, 2 epochs, 6% warmup: you returned {got}")
+    got = tuple(optimizer_steps(1000, 32, 1, 1, 0.1))  # 31.25 batches, 3.2 warmup steps
+    expect(got[0] == 32, f"1000 examples in batches of 32 is 32 batches (the last one partial); you "
+           f"returned {got[0]} steps", "round UP with math.ceil: round() rounds 31.25 down")
+    expect(got == (32, 4), f"32 steps with 10% warmup: you returned {got}",
+           "warmup = math.ceil(0.1 x 32) = ceil(3.2) = 4; round() would give 3")
+    got = tuple(optimizer_steps(1040, 16, 4, 1, 0.1))  # 65 batches, 16.25 accumulation groups
+    expect(got[0] == 17, f"65 batches with 4 accumulation steps make 17 optimiser steps; you returned "
+           f"{got[0]}", "ceil(65 / 4) = 17: the last, partial accumulation still steps; round() gives 16")
     return "you know how many steps your schedule has"

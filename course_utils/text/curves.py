@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, Callable
 
 from tqdm.auto import tqdm
 
@@ -26,17 +27,19 @@ class CurvePoint:
 def pretrained_vs_scratch(source: str, tokenizer, train: TextSplit, test: TextSplit,
                           sizes: tuple[int, ...] = (2, 8, 24), epochs: int = 2, min_steps: int = 15,
                           batch_size: int = 8, lr: float = 2e-4, seed: int = 0,
-                          device: str = "cpu") -> list[CurvePoint]:
+                          device: str = "cpu",
+                          freeze: Callable[[Any], Any] = freeze_word_embeddings) -> list[CurvePoint]:
     """Train the same architecture from pretrained and from random weights on growing subsets,
     with an identical recipe (epochs, batch, learning rate, frozen embedding table); tiny sets
-    get at least `min_steps` steps so that neither side is judged before it moved."""
+    get at least `min_steps` steps so that neither side is judged before it moved. `freeze(model)`
+    freezes the embedding table of both models (lesson 01 passes the learner's version)."""
     points = []
     runs = [(n, init) for n in sizes for init in ("pretrained", "scratch")]
     for n, init in tqdm(runs, desc="learning curve"):
         subset = train.subset(n, seed=seed)
         model = load_sequence_classifier(source, train.names, pretrained=init == "pretrained",
                                          seed=seed)
-        freeze_word_embeddings(model)
+        freeze(model)
         steps = max(min_steps, math.ceil(epochs * len(subset) / batch_size))
         history = train_classifier(model, tokenizer, subset, steps=steps, lr=lr,
                                    batch_size=batch_size, seed=seed, device=device, progress=False)
