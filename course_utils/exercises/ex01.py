@@ -25,7 +25,7 @@ def check_majority_baseline(majority_baseline) -> str:
     return "you know what a model has to beat"
 
 
-@checker("01.2", "gain from pretraining per data size")
+@checker("01.3", "gain from pretraining per data size")
 def check_pretraining_gain(pretraining_gain) -> str:
     expect_callable(pretraining_gain, "pretraining_gain")
     points = [CurvePoint("scratch", 8, 40, 0.30, 1.0), CurvePoint("pretrained", 2, 10, 0.55, 1.0),
@@ -58,7 +58,7 @@ def _tiny_encoders() -> list[tuple[str, object]]:
     return [("a small BERT", bert), ("a small DistilBERT", distil)]
 
 
-@checker("01.3", "freeze the token-embedding table")
+@checker("01.2", "freeze the token-embedding table")
 def check_freeze_embeddings(freeze_token_embeddings) -> str:
     expect_callable(freeze_token_embeddings, "freeze_token_embeddings")
     for label, model in _tiny_encoders():
