@@ -77,7 +77,7 @@ def test_outside_rehearsal_backbones_come_from_torchvision_with_their_weights(re
     import torchvision
     from torchvision.models import ResNet50_Weights
 
-    from course_utils.vision.models import load_backbone
+    from course_utils.vision.backbones import load_backbone
 
     asked = []
     monkeypatch.setattr(torchvision.models, "get_model",
@@ -188,7 +188,7 @@ def test_rehearsal_backbones_are_torchvision_classes_with_the_enum_preprocessing
     from torchvision.models import MobileNetV3, ResNet
     from torchvision.models.resnet import Bottleneck
 
-    from course_utils.vision.models import load_backbone
+    from course_utils.vision.backbones import load_backbone
 
     model, transform = load_backbone("resnet50")
     assert isinstance(model, ResNet) and isinstance(model.layer1[0], Bottleneck)

@@ -170,7 +170,7 @@ class TransferSetup:
 
     def make_model(self, pretrained: bool = True) -> nn.Module:
         """A fresh copy of the backbone: pretrained weights, or the same architecture at random."""
-        from course_utils.vision.models import load_backbone
+        from course_utils.vision.backbones import load_backbone
 
         return load_backbone(self.backbone, pretrained=pretrained, progress=False)[0]
 
@@ -183,7 +183,7 @@ class TransferSetup:
 def transfer_setup(profile: str, device: str = "cpu") -> TransferSetup:
     """tiny: the TinyResNet pretrained on digits 0-4 (x4 rotations), target digits 5-9.
     full: ResNet50 with ImageNet weights (IMAGENET1K_V2), target CIFAR-10 from the hub."""
-    from course_utils.vision.models import load_backbone
+    from course_utils.vision.backbones import load_backbone
     from course_utils.vision.data import digits_task, hub_image_task
 
     if profile == "tiny":
