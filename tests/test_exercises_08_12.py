@@ -32,7 +32,7 @@ def test_learner_or_reference_uses_a_passing_answer(capsys):
                                       {"role": "user", "content": q.strip()},
                                       {"role": "assistant", "content": a.strip()}]}
     assert learner_or_reference("11.1", good, "reference") is good
-    assert "using your answer" in capsys.readouterr().out
+    assert "using your `<lambda>`" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("answer", [stub, lambda q, a: {"messages": []}])
