@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import torch
 
-from course_utils.llm.causal_lm import lora_finetune
+from course_utils.llm.causal_lm import chat_batch, lora_finetune
 from course_utils.llm.chat_data import chat_pairs, read_jsonl, validate_jsonl
 from course_utils.profile import pick_device
 from course_utils.service.store import Store, new_id
@@ -196,15 +196,12 @@ class Worker:
         name, folder = self.model_name(job), store.root / "models" / job_id
         saved: dict[str, Path] = {}
         checkpoints: list[dict[str, Any]] = []
-        tokens = 0
 
         def on_step(model, step: int, loss: float, batch: dict[str, torch.Tensor]) -> None:
-            nonlocal tokens
             if job_id in self.cancelled:
                 raise Stopped("cancelled")
             if self.stopping.is_set():
                 raise Stopped("the service is stopping")
-            tokens += int(batch["attention_mask"].sum())
             store.add_event(job_id, f"Step {step}/{total}: training loss={loss:.4f}", kind="metrics",
                             data={"step": step, "train_loss": loss, "total_steps": total})
             if step % per_epoch == 0 and step > total - 3 * per_epoch:  # OpenAI keeps the last 3 epochs
@@ -217,6 +214,8 @@ class Worker:
                                        "metrics": {"step": step, "train_loss": loss}})
 
         model, tok = self.base.load()
+        # OpenAI's trained_tokens: the training file's tokens times the epochs (what it bills)
+        tokens = int(chat_batch(tok, pairs)["attention_mask"].sum()) * hp["n_epochs"]
         try:
             lora_finetune(model, tok, pairs, steps=total, batch_size=hp["batch_size"], seed=job["seed"],
                           lr=self.base.learning_rate * hp["learning_rate_multiplier"], progress=False,
