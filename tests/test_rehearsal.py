@@ -264,3 +264,12 @@ def test_untouched_lesson_rehearses_the_full_profile(lesson):
     assert len(graded.results) == len(lesson_key(lesson.name[:2]).exercises)
     assert {r.status for r in graded.results} == {NOT_ATTEMPTED}, graded.results
     print(f"\nrehearsal {lesson.stem}: {graded.seconds:.1f} s wall, {cpu_s:.1f} s CPU (kernel and workers)")
+
+
+def test_imdb_samples_are_class_balanced_halves_of_the_sizes(rehearsing):
+    from course_utils.text.data import imdb_splits
+
+    train, test = imdb_splits(10, 6)
+    assert (len(train), len(test)) == (10, 6)
+    assert sorted(train.labels) == [0] * 5 + [1] * 5 and sorted(test.labels) == [0] * 3 + [1] * 3
+    assert train.names == ["negative", "positive"] and train.source == "IMDB reviews"
