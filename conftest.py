@@ -23,3 +23,9 @@ for _key, _value in {
     "PYTHONWARNINGS": "ignore",
 }.items():
     os.environ[_key] = _value
+
+# Under `pytest -n N`, N workers (and the notebook kernels they start) share the cores: one CPU
+# thread each, so no worker's torch threads spin while waiting for a core another worker holds.
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    for _key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_key, "1")
