@@ -6,8 +6,6 @@ import torch
 
 from course_utils.llm import causal_lm as clm
 
-pytestmark = pytest.mark.xdist_group("causal_lm")  # one worker builds the module fixtures once
-
 
 @pytest.fixture(scope="module")
 def base():

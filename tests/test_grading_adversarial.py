@@ -19,8 +19,6 @@ from course_utils.checks import ERROR, FAILED, NOT_ATTEMPTED, PASSED
 from course_utils.grading.grade import Limits, grade, grade_all, resolve_sandbox, table, write_report
 from course_utils.grading.submissions import gather
 
-pytestmark = pytest.mark.xdist_group("grading_adversarial")  # one worker builds the module fixtures once
-
 ROOT = Path(__file__).resolve().parent.parent
 LESSON = ROOT / "lessons" / "00_setup.ipynb"
 PACKAGE = ROOT / "course_utils"

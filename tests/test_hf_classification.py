@@ -11,8 +11,6 @@ from course_utils.text.data import intent_splits
 from course_utils.text.models import (freeze_word_embeddings, load_sequence_classifier, load_tokenizer,
                                       minilm_path)
 
-pytestmark = pytest.mark.xdist_group("hf_classification")  # one worker builds the module fixtures once
-
 
 @pytest.fixture(scope="module")
 def tokenizer():

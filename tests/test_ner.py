@@ -7,8 +7,6 @@ from course_utils.text import ner
 from course_utils.checks import evaluate
 from course_utils.text.models import load_tokenizer, minilm_path
 
-pytestmark = pytest.mark.xdist_group("ner")  # one worker builds the module fixtures once
-
 B_PER, I_PER, B_LOC, I_LOC, B_ORG, I_ORG = (ner.LABELS.index(n) for n in
                                             ("B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"))
 

@@ -21,8 +21,6 @@ from course_utils.llm.chat_data import chat_example, write_jsonl
 from course_utils.service.server import local_service
 from course_utils.service.store import TERMINAL
 
-pytestmark = pytest.mark.xdist_group("openai_service")  # one worker builds the module fixtures once
-
 GPT = "gpt-4o-mini-2024-07-18"
 JSON_LIMIT, UPLOAD_LIMIT = 256 << 10, 1 << 20
 

@@ -16,8 +16,6 @@ from course_utils.exercises.ex08 import _peft_reference
 from course_utils.llm.peft_tools import (GB, estimate_memory, footprint_mb, linear_share, load_quantized,
                                      measured_training_memory)
 
-pytestmark = pytest.mark.xdist_group("peft")  # one worker builds the module fixtures once
-
 warnings.filterwarnings("ignore")
 
 

@@ -7,8 +7,6 @@ from course_utils.text import qa
 from course_utils.checks import evaluate
 from course_utils.text.models import load_tokenizer, minilm_path
 
-pytestmark = pytest.mark.xdist_group("qa")  # one worker builds the module fixtures once
-
 
 @pytest.fixture(scope="module")
 def tokenizer():

@@ -21,8 +21,6 @@ from course_utils.plots import plot_confusion
 from course_utils.vision.backbones import pretrained_tiny_resnet
 from course_utils.vision.train import fit, predict
 
-pytestmark = pytest.mark.xdist_group("vision")  # one worker builds the module fixtures once
-
 
 @pytest.fixture(scope="module")
 def r50():
