@@ -210,19 +210,29 @@ def sft_train(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, record
               n_epochs: int = 3, learning_rate: float = 5e-3, batch_size: int = 8, lora_r: int = 8,
               lora_alpha: int = 16, target_modules: str | list[str] = "all-linear", seed: int = 0,
               max_length: int | None = 512) -> tuple[PreTrainedModel, list[dict[str, float]]]:
-    """LoRA-SFT a causal LM on OpenAI-format chat records (`{"messages": [...]}`) with TRL,
-    loss on the assistant replies only; returns (peft model with the trained adapter, log history)."""
+    """LoRA-SFT a causal LM on OpenAI-format chat records (`{"messages": [...]}`) with TRL, loss on
+    the assistant replies only: `assistant_only_loss` on whole chats when the template marks its
+    `{% generation %}` spans (as in lesson 13), else one prompt-completion row per trained turn.
+    Returns (peft model with the trained adapter, log history)."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
+    from trl.chat_template_utils import has_generation_markers
 
+    weighted = any(m.get("weight", 1) != 1 for rec in records for m in rec["messages"])
+    whole_chats = has_generation_markers(tokenizer.chat_template or "") and not weighted
+    if whole_chats:
+        rows = [{"messages": [{"role": m["role"], "content": m.get("content") or ""} for m in rec["messages"]]}
+                for rec in records]
+        loss = {"assistant_only_loss": True}
+    else:
+        rows, loss = openai_to_prompt_completion(records), {"completion_only_loss": True}
     device = next(model.parameters()).device
     args = SFTConfig(**trainer_settings(device, seed=seed, data_seed=seed), num_train_epochs=n_epochs,
                      learning_rate=learning_rate, per_device_train_batch_size=batch_size,
-                     completion_only_loss=True, max_length=max_length, lr_scheduler_type="linear",
-                     warmup_steps=2)
+                     max_length=max_length, **loss)
     with quiet_trl():
         trainer = SFTTrainer(model=model, args=args, processing_class=tokenizer,
-                             train_dataset=Dataset.from_list(openai_to_prompt_completion(records)),
+                             train_dataset=Dataset.from_list(rows),
                              peft_config=lora_config(target_modules, lora_r, lora_alpha))
     history = train(trainer)
     return trainer.model, history
