@@ -19,10 +19,11 @@ HUB_SFT_DATASET = "trl-lib/Capybara"
 
 
 def load_hub_sft_dataset(split: str = "train"):
-    """The `full` profile's chat SFT data from the hub (one call, so a stand-in can replace it)."""
-    from datasets import load_dataset
+    """The `full` profile's chat SFT data from the hub (through `course_utils.hub`, so the
+    rehearsal can replace it with a stand-in)."""
+    from course_utils.hub import load_dataset
 
-    return load_dataset(HUB_SFT_DATASET, split=split)
+    return load_dataset(HUB_SFT_DATASET)[split]
 
 
 def split_animals(seed: int = 0, held_out: float = 0.3) -> tuple[list[str], list[str]]:
@@ -114,10 +115,12 @@ def lesson_data(profile: str, seed: int = 0) -> dict[str, Any]:
            "references": [answer(a, k, "sentence", seed) for a, k, _ in prompts],
            "facts": world(seed)}
     if profile == "full":
-        hub = load_hub_sft_dataset("train").select(range(400))
+        hub = load_hub_sft_dataset("train")
+        hub = hub.select(range(min(400, len(hub))))
         out["train"] += [{"messages": m} for m in hub["messages"]]
         random.Random(seed).shuffle(out["train"])
-        out["general"] = [{"messages": m} for m in load_hub_sft_dataset("test").select(range(50))["messages"]]
+        general = load_hub_sft_dataset("test")
+        out["general"] = [{"messages": m} for m in general.select(range(min(50, len(general))))["messages"]]
     else:
         out["general"] = pretraining_corpus(seed, chat=False)
     return out

@@ -29,10 +29,11 @@ PREFERENCE_ERROR_KINDS = ("invalid_json", "not_an_object", "unknown_key", "missi
 
 
 def load_hub_preference_dataset(split: str = "train"):
-    """The `full` profile's preference pairs from the hub (one call, so a stand-in can replace it)."""
-    from datasets import load_dataset
+    """The `full` profile's preference pairs from the hub (through `course_utils.hub`, so the
+    rehearsal can replace it with a stand-in)."""
+    from course_utils.hub import load_dataset
 
-    return load_dataset(HUB_PREFERENCE_DATASET, split=split)
+    return load_dataset(HUB_PREFERENCE_DATASET)[split]
 
 
 def hub_pairs(rows: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -25,14 +25,18 @@ def load_full_model(**kwargs) -> PreTrainedModel:
     """The `full` profile's instruct model from the hub (one call, so a stand-in can replace it)."""
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(FULL_INSTRUCT_LM, **kwargs)
+    from course_utils.hub import model_source
+
+    return AutoModelForCausalLM.from_pretrained(model_source(FULL_INSTRUCT_LM), **kwargs)
 
 
 def load_full_tokenizer() -> PreTrainedTokenizerBase:
     """The `full` profile's tokenizer (with Qwen's ChatML template) from the hub."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(FULL_INSTRUCT_LM)
+    from course_utils.hub import model_source
+
+    return AutoTokenizer.from_pretrained(model_source(FULL_INSTRUCT_LM))
 
 
 # ---------------------------------------------------------------- the chat layout and the mask
