@@ -122,3 +122,31 @@ def test_rubric_scores_each_part():
     assert judging.rubric(judging.Reply(right, False), a, k, facts)["score"] == pytest.approx(0.85)
     assert judging.rubric(judging.Reply(data.answer(a, k, "wrong"), True), a, k, facts)["correct"] is False
     assert judging.rubric(judging.Reply(data.answer(a, k, "terse"), True), a, k, facts)["names_the_animal"] is False
+
+
+_PRETRAIN_DIGEST = """
+import dataclasses, hashlib, json
+from course_utils.llm import causal_lm as clm
+model, tok = clm.pretrain(dataclasses.replace(clm.INSTRUCT_BASE, steps=30), progress=False)
+h = hashlib.sha256(json.dumps(sorted(tok.get_vocab().items())).encode())
+for name, value in sorted(model.state_dict().items()):
+    h.update(name.encode()); h.update(value.numpy().tobytes())
+print(h.hexdigest())
+"""
+
+
+def test_pretraining_gives_the_same_base_in_fresh_processes(tmp_path):
+    """Every suite run pretrains in a fresh cache: the lessons' claims rest on one base, not on
+    whichever one a process happens to build (different hash seeds, caches and token threads)."""
+    import os
+    import subprocess
+    import sys
+
+    digests = []
+    for i, (hash_seed, parallel) in enumerate([("1", "true"), ("2", "false")]):
+        env = dict(os.environ, PYTHONHASHSEED=hash_seed, TOKENIZERS_PARALLELISM=parallel,
+                   COURSE_CACHE=str(tmp_path / str(i)))
+        out = subprocess.run([sys.executable, "-c", _PRETRAIN_DIGEST], env=env, capture_output=True,
+                             text=True, check=True)
+        digests.append(out.stdout.strip().splitlines()[-1])
+    assert digests[0] == digests[1]
