@@ -16,6 +16,9 @@ Subpackages by concern, so the code behind any notebook cell is one hop away:
                  model and training worker (``jobs``), chat completions (``chat``), request models
                  (``schemas``), errors (``errors``), FastAPI app and runners (``server``,
                  ``middleware``), and the client-side ``follow_job`` (``client``).
+- ``distributed/`` lesson 15: the data-parallel plan and shared loop (``training``), launching
+                 ranks with torchrun and always stopping them (``launch``), what each rank runs
+                 (``worker``, ``ranks``), the notebook's baseline and comparisons (``compare``).
 - ``grading/``   ``course check``: gathering submissions (``submissions``), the bubblewrap sandbox
                  (``sandbox``, ``confine``), the confined kernel and its probe cell (``kernel``), the
                  data-only boundary (``wire``), verdicts (``grade``), reports (``report``).

@@ -316,13 +316,21 @@ def check(exercise: str, answer: Any = _MISSING) -> Result:
     return result
 
 
-def learner_or_reference(exercise: str, answer: Any, reference: Any) -> Any:
-    """The learner's answer once its check passes, else the course's reference (said out loud),
-    so that later cells train with the learner's code and an untouched lesson still runs."""
-    if evaluate(exercise, answer).passed:
-        print(f"Exercise {exercise}: using your answer")
+def learner_or_reference(exercise: str, answer: Any, reference: Any, name: str = "") -> Any:
+    """The learner's answer when its check passes, else the course's reference, saying which.
+
+    Later cells of a lesson train with what this returns, so a learner's passing code drives the
+    run and an unfinished exercise (a stub raising NotImplementedError) never stops the lesson.
+    """
+    label = name or getattr(answer, "__name__", "") or getattr(reference, "__name__", "answer")
+    if answer is None:
+        result = Result(exercise, NOT_ATTEMPTED, "nothing was defined")
+    else:
+        result = evaluate(exercise, answer)
+    if result.passed:
+        print(f"→ using your `{label}` (exercise {exercise} passed)")
         return answer
-    print(f"Exercise {exercise}: using the course's version until yours passes")
+    print(f"→ using the course's version until yours passes (exercise {exercise}: {result.status})")
     return reference
 
 

@@ -111,8 +111,8 @@ def test_gain_rejects_sign_and_order_mistakes():
         return {points[i].per_class: points[i].accuracy - points[i + 1].accuracy
                 for i in range(0, len(points), 2)}
 
-    assert "sign" in evaluate("01.2", wrong_sign).message
-    assert evaluate("01.2", assumes_order).status == FAILED
+    assert "sign" in evaluate("01.3", wrong_sign).message
+    assert evaluate("01.3", assumes_order).status == FAILED
 
 
 def test_gain_accepts_a_variant():
@@ -120,7 +120,7 @@ def test_gain_accepts_a_variant():
         pre = {p.per_class: p.accuracy for p in points if p.init == "pretrained"}
         return {n: pre[n] - p.accuracy for p in points if p.init == "scratch" for n in [p.per_class]}
 
-    assert evaluate("01.2", variant).status == PASSED
+    assert evaluate("01.3", variant).status == PASSED
 
 
 def test_registered_lists_a_lessons_exercises():

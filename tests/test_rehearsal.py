@@ -79,7 +79,7 @@ def test_outside_rehearsal_backbones_come_from_torchvision_with_their_weights(re
     import torchvision
     from torchvision.models import ResNet50_Weights
 
-    from course_utils.vision.models import load_backbone
+    from course_utils.vision.backbones import load_backbone
 
     asked = []
     monkeypatch.setattr(torchvision.models, "get_model",
@@ -204,7 +204,7 @@ def test_rehearsal_backbones_are_torchvision_classes_with_the_enum_preprocessing
     from torchvision.models import MobileNetV3, ResNet
     from torchvision.models.resnet import Bottleneck
 
-    from course_utils.vision.models import load_backbone
+    from course_utils.vision.backbones import load_backbone
 
     model, transform = load_backbone("resnet50")
     assert isinstance(model, ResNet) and isinstance(model.layer1[0], Bottleneck)
@@ -280,3 +280,12 @@ def test_untouched_lesson_rehearses_the_full_profile(lesson):
     assert len(graded.results) == len(lesson_key(lesson.name[:2]).exercises)
     assert {r.status for r in graded.results} == {NOT_ATTEMPTED}, graded.results
     print(f"\nrehearsal {lesson.stem}: {graded.seconds:.1f} s wall, {cpu_s:.1f} s CPU (kernel and workers)")
+
+
+def test_imdb_samples_are_class_balanced_halves_of_the_sizes(rehearsing):
+    from course_utils.text.data import imdb_splits
+
+    train, test = imdb_splits(10, 6)
+    assert (len(train), len(test)) == (10, 6)
+    assert sorted(train.labels) == [0] * 5 + [1] * 5 and sorted(test.labels) == [0] * 3 + [1] * 3
+    assert train.names == ["negative", "positive"] and train.source == "IMDB reviews"

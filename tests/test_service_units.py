@@ -87,7 +87,7 @@ def test_full_profile_models_go_to_the_picked_device(monkeypatch):
     from course_utils.llm.causal_lm import load_base
 
     monkeypatch.setattr(service_jobs, "pick_device", lambda: torch.device("meta"))
-    monkeypatch.setattr("course_utils.llm.causal_lm.load_causal_lm", lambda profile: load_base(progress=False))
+    monkeypatch.setattr("course_utils.llm.causal_lm.load_causal_lm", lambda profile, **kw: load_base(progress=False))
     base = full_base()
     assert base.device == torch.device("meta")
     model, _ = base.load()
@@ -151,3 +151,16 @@ def test_follow_job_returns_the_finished_job_and_raises_on_timeout():
     client = SimpleNamespace(fine_tuning=SimpleNamespace(jobs=FakeJobs(["running"] * 1000)))
     with pytest.raises(TimeoutError, match="still running"):
         follow_job(client, "ftjob-x", poll=0.01, timeout=0.1)
+
+
+@pytest.mark.parametrize("capability, dtype", [((7, 5), torch.float32), ((8, 0), torch.bfloat16)])
+def test_full_base_loads_qwen_in_the_lessons_precision(monkeypatch, capability, dtype):
+    # on a T4 Qwen2.5 computes in fp32 (fp16 overflows), on Ampere in bf16: the lessons' rule
+    import course_utils.llm.causal_lm as clm
+
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: capability)
+    asked = []
+    monkeypatch.setattr(clm, "load_causal_lm", lambda profile, **kw: asked.append((profile, kw)))
+    base = service_jobs.full_base(device=torch.device("cuda"))
+    base.loader()
+    assert asked == [("full", {"dtype": dtype})]

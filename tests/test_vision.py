@@ -18,7 +18,8 @@ from course_utils.vision.models import (TinyResNet, blocks, freeze_backbone, hea
 from course_utils.vision.compare import run_method
 from course_utils.vision.data import digits_task
 from course_utils.plots import plot_confusion
-from course_utils.vision.train import fit, predict, pretrained_tiny_resnet
+from course_utils.vision.backbones import pretrained_tiny_resnet
+from course_utils.vision.train import fit, predict
 
 
 @pytest.fixture(scope="module")

@@ -51,6 +51,10 @@ def judge_unfreeze(states: list) -> str:
             expect("fc" in got, f"on {label} with n={n} the head `fc` is frozen",
                    "the head is always trained: it is new and knows nothing yet")
             missing, extra = sorted(want - got), sorted(got - want)
+            expect(not (n == 0 and set(layers) <= got),
+                   f"on {label} with n=0 every residual stage is trainable, not just the head",
+                   "`stages[-0:]` is the WHOLE list (-0 == 0): treat n = 0 separately, or slice "
+                   "with `stages[len(stages) - n:]`")
             expect(not missing, f"on {label} with n={n}, {missing} should be trainable but "
                    f"are frozen (trainable: {sorted(got)})",
                    "count only the residual stages layer1, layer2, ...: "

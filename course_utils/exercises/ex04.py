@@ -71,3 +71,72 @@ def judge_compute_metrics(out) -> str:
     expect(abs(float(out["macro_f1"]) - 4 / 9) < 1e-6, f"macro_f1 on a known case should be 0.444, got "
            f"{out['macro_f1']}", "average='macro' gives each class the same weight; check the argument")
     return "Trainer can now report accuracy and macro-F1"
+
+
+def _trainer_parts():
+    import tempfile
+
+    import torch
+    from datasets import Dataset
+    from transformers import BertConfig, BertForSequenceClassification, TrainingArguments
+
+    tok = _tokenizer()
+    torch.manual_seed(0)
+    model = BertForSequenceClassification(BertConfig(
+        vocab_size=tok.vocab_size, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, max_position_embeddings=64, num_labels=2))
+    enc = tok(TRAINER_TEXTS, truncation=True, max_length=32)
+    data = Dataset.from_dict({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
+                              "label": [1, 0, 1, 0]})
+    args = TrainingArguments(output_dir=tempfile.mkdtemp(prefix="check-04-3-"), report_to="none",
+                             use_cpu=True, disable_tqdm=True)
+    return model, tok, args, data.select([0, 1]), data.select([2, 3])
+
+
+def _metrics(eval_pred) -> dict:
+    return {"accuracy": 0.0}
+
+
+TRAINER_TEXTS = ["good film", "a long and rather tedious evening at the cinema", "fine", "awful acting"]
+
+
+@checker("04.3", "assemble the Trainer for fine-tuning", answer="build_trainer")
+def probe_build_trainer(build_trainer) -> dict:
+    expect_callable(build_trainer, "build_trainer")
+    from transformers import Trainer
+
+    model, tok, args, train, evaluation = _trainer_parts()
+    try:
+        trainer = build_trainer(model, tok, args, train, evaluation, _metrics)
+    except TypeError as exc:
+        expect("tokenizer" not in str(exc), f"Trainer rejected an argument: {exc}",
+               "transformers 5 removed `Trainer(tokenizer=...)`: pass it as `processing_class=`")
+        raise
+    expect(isinstance(trainer, Trainer), f"return a transformers.Trainer, not {type(trainer).__name__}")
+    batch = trainer.data_collator([train[0], train[1]])
+    return {"model": trainer.model is model, "args": trainer.args is args,
+            "train": trainer.train_dataset is train, "eval": trainer.eval_dataset is evaluation,
+            "metrics": trainer.compute_metrics is _metrics, "processing_class": trainer.processing_class is tok,
+            "batch_shape": [int(n) for n in batch["input_ids"].shape]}
+
+
+@judge("04.3")
+def judge_build_trainer(got: dict) -> str:
+    expect(isinstance(got, dict), "your answer gave no Trainer to check")
+    expect(got.get("model") is True, "the Trainer does not hold the model you were given")
+    expect(got.get("args") is True, "the Trainer does not use the TrainingArguments you were given",
+           "pass `args=args`; a fresh TrainingArguments() loses every setting")
+    expect(got.get("train") is True, "train_dataset is not the training set you were given")
+    expect(got.get("eval") is True, "eval_dataset is missing or wrong",
+           "without `eval_dataset=` the Trainer cannot evaluate each epoch")
+    expect(got.get("metrics") is True, "compute_metrics is missing or not the function you were given",
+           "pass `compute_metrics=metrics`: otherwise evaluation reports only the loss")
+    expect(got.get("processing_class") is True, "the tokenizer is not the Trainer's processing_class",
+           "pass `processing_class=tokenizer`: it is saved with the model and pads batches")
+    enc = _tokenizer()(TRAINER_TEXTS[:2], truncation=True, max_length=32)
+    longest = max(len(ids) for ids in enc["input_ids"])
+    width = tuple(got.get("batch_shape") or ())
+    expect(width == (2, longest), f"a batch of two examples came out with shape {width}; the longer "
+           f"one has {longest} tokens", "pad per batch: `DataCollatorWithPadding(tokenizer)` with its "
+           "default padding=True, not padding='max_length'")
+    return "model, arguments, data, metrics and a dynamic-padding collator: ready to train"

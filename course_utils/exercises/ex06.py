@@ -41,7 +41,7 @@ def judge_answer_span(spans: list) -> str:
 
 
 F1_CASES = [("Porto", "Porto"), ("the Porto.", "porto"), ("in Porto city", "Porto"), ("Lisbon", "Porto"),
-            ("porto porto", "porto")]
+            ("porto porto", "porto"), ("the", "a."), ("", "Porto")]
 
 
 @checker("06.2", "SQuAD F1", answer="squad_f1")
@@ -54,7 +54,7 @@ def probe_squad_f1(squad_f1) -> list:
 def judge_squad_f1(scores: list) -> str:
     expect(len(scores) == len(F1_CASES) and all(isinstance(s, (int, float)) for s in scores),
            "return a number for every pair")
-    same, normalised, half, none, repeated = scores
+    same, normalised, half, none, repeated, empties, empty = scores
     expect(abs(same - 1.0) < 1e-9, "identical strings must score 1.0")
     expect(abs(normalised - 1.0) < 1e-9, "'the Porto.' vs 'porto' should score 1.0",
            "normalise both strings first: lower case, drop punctuation and the articles a/an/the")
@@ -64,4 +64,8 @@ def judge_squad_f1(scores: list) -> str:
     expect(none == 0, f"no shared token must give 0, you returned {none}")
     expect(abs(repeated - 2 / 3) < 1e-9, f"'porto porto' vs 'porto' should be 0.667, you returned {repeated}",
            "count shared tokens with multiplicity (collections.Counter & Counter), not as sets")
-    return "F1 with the official normalisation"
+    expect(empties == 0, f"'the' vs 'a.' both normalise to nothing; SQuAD v1.1 scores that F1 0, you "
+           f"returned {empties}", "no shared token means F1 0, with no special case for two empty "
+           "answers (that special case is SQuAD v2.0's)")
+    expect(empty == 0, f"an empty prediction must score 0, you returned {empty}")
+    return "F1 with the official v1.1 normalisation and rules"

@@ -37,13 +37,15 @@ def judge_confident_mistakes(outputs: list) -> str:
 @checker("07.2", "optimizer steps and warmup", answer="optimizer_steps")
 def probe_steps(optimizer_steps) -> list:
     expect_callable(optimizer_steps, "optimizer_steps")
-    return [tuple(optimizer_steps(1000, 16, 1, 3, 0.1)), tuple(optimizer_steps(1000, 16, 4, 2, 0.06))]
+    return [tuple(optimizer_steps(1000, 16, 1, 3, 0.1)), tuple(optimizer_steps(1000, 16, 4, 2, 0.06)),
+            tuple(optimizer_steps(1000, 32, 1, 1, 0.1)),  # 31.25 batches, 3.2 warmup steps
+            tuple(optimizer_steps(1040, 16, 4, 1, 0.1))]  # 65 batches, 16.25 accumulation groups
 
 
 @judge("07.2")
 def judge_steps(outputs: list) -> str:
-    expect(len(outputs) == 2, "your answer gave no result per case")
-    got, got_accum = (tuple(o) for o in outputs)
+    expect(isinstance(outputs, list) and len(outputs) == 4, "your answer gave no result per case")
+    got, got_accum, got_ceil, got_groups = (tuple(o) for o in outputs)
     expect(got[:1] != (187,), "1000 examples in batches of 16 is 63 batches (the last one partial), "
            "not 62.5 or 62", "round the number of batches per epoch UP")
     expect(got == (189, 19), f"1000 examples, batch 16, no accumulation, 3 epochs, 10% warmup: you returned {got}",
@@ -55,4 +57,10 @@ def judge_steps(outputs: list) -> str:
            "accumulation)")
     expect(got_accum == (32, 2),
            f"1000 examples, batch 16, 4 accumulation steps, 2 epochs, 6% warmup: you returned {got_accum}")
+    expect(got_ceil[:1] == (32,), f"1000 examples in batches of 32 is 32 batches (the last one partial); you "
+           f"returned {got_ceil[:1]} steps", "round UP with math.ceil: round() rounds 31.25 down")
+    expect(got_ceil == (32, 4), f"32 steps with 10% warmup: you returned {got_ceil}",
+           "warmup = math.ceil(0.1 x 32) = ceil(3.2) = 4; round() would give 3")
+    expect(got_groups[:1] == (17,), f"65 batches with 4 accumulation steps make 17 optimiser steps; you returned "
+           f"{got_groups[:1]}", "ceil(65 / 4) = 17: the last, partial accumulation still steps; round() gives 16")
     return "you know how many steps your schedule has"

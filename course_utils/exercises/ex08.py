@@ -1,4 +1,5 @@
-"""Checks for lesson 08 (LoRA): a LoRA layer by hand, and choosing target modules."""
+"""Checks for lesson 08 (LoRA): a LoRA layer by hand, choosing target modules, and the LoRA
+configuration the lesson then trains with."""
 
 from __future__ import annotations
 
@@ -122,3 +123,40 @@ def judge_targets(adapted: dict) -> str:
                "both the query and the value projection, in every layer")
         expect(len(set(hit)) == 4, f"{arch}: {len(set(hit))} layers adapted, expected 2 in each of 2 blocks")
     return "query and value projections in every block of BERT, DistilBERT and Llama"
+
+
+RANKS = (4, 8, 16)
+
+
+@checker("08.3", "the LoRA configuration the lesson trains with", answer="style_lora_config")
+def probe_style_config(style_lora_config) -> list:
+    from peft import LoraConfig
+
+    expect_callable(style_lora_config, "style_lora_config")
+    out = []
+    for r in RANKS:
+        config = style_lora_config(r)
+        expect(isinstance(config, LoraConfig), f"return a peft LoraConfig, got {type(config).__name__}")
+        out.append({"task_type": str(getattr(config.task_type, "value", config.task_type)),
+                    "r": config.r, "lora_alpha": config.lora_alpha,
+                    "target_modules": sorted(config.target_modules or []),
+                    "lora_dropout": float(config.lora_dropout)})
+    return out
+
+
+@judge("08.3")
+def judge_style_config(configs: list) -> str:
+    expect(len(configs) == len(RANKS), "your answer gave no configuration per rank")
+    for r, config in zip(RANKS, configs):
+        task = config["task_type"]
+        expect(task == "CAUSAL_LM", f"task_type is {task!r}",
+               "the model writes text: task_type='CAUSAL_LM' (SEQ_CLS is for classifiers)")
+        expect(config["r"] == r, f"style_lora_config({r}) has r={config['r']}", "use the rank you are given")
+        expect(config["lora_alpha"] == 2 * r, f"with r={r} you set lora_alpha={config['lora_alpha']}",
+               "keep alpha / r = 2 whatever the rank, so the update keeps its size: lora_alpha = 2 * r")
+        targets = set(config["target_modules"])
+        expect(targets == {"q_proj", "v_proj"}, f"target_modules are {sorted(targets)}",
+               "the Llama names of the query and value projections (your 08.2 answer for 'llama')")
+        expect(config["lora_dropout"] == 0.0, f"lora_dropout is {config['lora_dropout']}",
+               "use 0.0: the lesson compares runs, and dropout would make them differ from run to run")
+    return "rank r, alpha 2r, q_proj/v_proj, causal LM: the lesson trains with it"

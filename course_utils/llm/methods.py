@@ -8,6 +8,7 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import torch
 from transformers import AutoModelForCausalLM, PreTrainedModel
@@ -48,6 +49,7 @@ class MethodResult:
     """One row of the comparison table."""
 
     method: str
+    lr: float
     trainable: int
     total: int
     peak_rss_mb: float
@@ -66,10 +68,27 @@ class MethodResult:
         return out
 
 
+def set_up(model: PreTrainedModel, method: str) -> PreTrainedModel:
+    """The course's answer to "what trains?" for full fine-tuning, feature extraction and LoRA
+    (QLoRA also changes how the base is loaded, so `prepare` does it)."""
+    if method == "full":
+        return model.requires_grad_(True)
+    if method == "feature_extraction":  # frozen body, trainable output head (tied to embeddings)
+        model.requires_grad_(False)
+        model.get_output_embeddings().weight.requires_grad_(True)
+        return model
+    if method == "lora":
+        return clm.add_lora(model, 8, 16, ("q_proj", "v_proj"))
+    raise ValueError(f"unknown method {method!r}: choose from full, feature_extraction, lora")
+
+
 def prepare(method: str, profile: str = "tiny", r: int = 8,
             targets: tuple[str, ...] = ("q_proj", "v_proj"), seed: int = 0,
-            dtype: torch.dtype = torch.float32, device: str = "cpu") -> tuple[PreTrainedModel, object]:
-    """The causal LM set up for one method: which weights train, and in what precision."""
+            dtype: torch.dtype = torch.float32, device: str = "cpu",
+            setup: Callable[[PreTrainedModel, str], PreTrainedModel] | None = None
+            ) -> tuple[PreTrainedModel, object]:
+    """The causal LM set up for one method: which weights train (by `setup(model, method)`,
+    e.g. a learner's function, else the course's), and in what precision."""
     torch.manual_seed(seed)
     if method == "qlora":
         from peft import prepare_model_for_kbit_training
@@ -88,17 +107,15 @@ def prepare(method: str, profile: str = "tiny", r: int = 8,
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False,
                                                 gradient_checkpointing_kwargs=NON_REENTRANT)
         return clm.add_lora(model, r, 2 * r, targets), tok
+    if method not in METHODS:
+        raise ValueError(f"unknown method {method!r}: choose from {METHODS}")
     model, tok = clm.load_causal_lm(profile, dtype=master_dtype(method, dtype)[0])
     model.to(device)
-    if method == "feature_extraction":  # frozen body, trainable output head (tied to embeddings)
-        for p in model.parameters():
-            p.requires_grad_(False)
-        model.get_output_embeddings().weight.requires_grad_(True)
-    elif method == "lora":
-        model = clm.add_lora(model, r, 2 * r, targets)
-    elif method != "full":
-        raise ValueError(f"unknown method {method!r}: choose from {METHODS}")
-    return model, tok
+    if setup is not None:
+        return setup(model, method), tok
+    if method == "lora":
+        return clm.add_lora(model, r, 2 * r, targets), tok
+    return set_up(model, method), tok
 
 
 def save_what_changes(model: PreTrainedModel, method: str, folder: Path) -> float:
@@ -117,28 +134,30 @@ def save_what_changes(model: PreTrainedModel, method: str, folder: Path) -> floa
 def run_method(method: str, train: list[tuple[str, str]], test: list[tuple[str, str]],
                profile: str = "tiny", steps: int = 150, batch_size: int = 16, seed: int = 0,
                device: str = "cpu", dtype: torch.dtype = torch.float32,
-               lr: float | None = None) -> MethodResult:
+               lr: float | None = None,
+               setup: Callable[[PreTrainedModel, str], PreTrainedModel] | None = None) -> MethodResult:
     """Prepare, train for `steps`, evaluate and save one method, measuring its peak memory
     (from before loading to the end of training) and its seconds per step."""
     gc.collect()
     with PeakMemory(device) as peak:
-        model, tok = prepare(method, profile, seed=seed, dtype=dtype, device=device)
+        model, tok = prepare(method, profile, seed=seed, dtype=dtype, device=device, setup=setup)
+        lr = lr or learning_rate(method, profile)
         start = time.perf_counter()
-        losses = clm.finetune_pairs(model, tok, train, steps=steps, lr=lr or learning_rate(method, profile),
+        losses = clm.finetune_pairs(model, tok, train, steps=steps, lr=lr,
                                     batch_size=batch_size, seed=seed, progress=False, desc=method,
                                     autocast=master_dtype(method, dtype)[1])
         seconds = time.perf_counter() - start
     with one_thread_on_cpu(model):
-        return _evaluate(model, tok, method, train, test, batch_size, peak.peak_mb, seconds / steps, losses)
+        return _evaluate(model, tok, method, lr, train, test, batch_size, peak.peak_mb, seconds / steps, losses)
 
 
-def _evaluate(model, tok, method, train, test, batch_size, peak_mb, sec_per_step, losses) -> MethodResult:
+def _evaluate(model, tok, method, lr, train, test, batch_size, peak_mb, sec_per_step, losses) -> MethodResult:
     trainable, total = count_parameters(model)
     dev = next(model.parameters()).device
     counted = measured_training_memory(model, clm.chat_batch(tok, train[:batch_size], dev))
     with tempfile.TemporaryDirectory() as tmp:
         saved = save_what_changes(model, method, Path(tmp) / method)
-    return MethodResult(method, trainable, total, peak_mb, counted.total * 1024**3 / 1e6,
+    return MethodResult(method, lr, trainable, total, peak_mb, counted.total * 1024**3 / 1e6,
                         sec_per_step, clm.exact_match_rate(model, tok, test),
                         clm.answer_loss(model, tok, test), saved, losses)
 
@@ -154,3 +173,12 @@ def compare_methods(train: list[tuple[str, str]], test: list[tuple[str, str]],
         results.append(run_method(method, train, test, **kwargs))
         gc.collect()
     return results
+
+
+def choose_method(rows: list[dict], budget_mb: float) -> str | None:
+    """The method with the best metric whose peak memory fits the budget (ties: the leaner one);
+    None when nothing fits. The caller's rows are left untouched."""
+    fits = [r for r in rows if r["peak_mb"] <= budget_mb]
+    if not fits:
+        return None
+    return min(fits, key=lambda r: (-r["metric"], r["peak_mb"]))["method"]

@@ -36,12 +36,13 @@ def bnb_config(bits: int, compute_dtype: torch.dtype = torch.float32, double_qua
 
 def load_quantized(model_class, path: str | Path, bits: int, compute_dtype: torch.dtype = torch.float32,
                    device_map: str = "cpu", **kwargs):
-    """Load a saved checkpoint with its linear layers quantised to `bits` (4 or 8); everything
-    else (embeddings, norms, heads) stays in `compute_dtype`."""
+    """Load a saved checkpoint with its linear layers quantised to `bits` (4 or 8), or as a given
+    `quantization_config`; everything else (embeddings, norms, heads) stays in `compute_dtype`."""
     from course_utils.text.models import quiet_transformers
 
+    config = kwargs.pop("quantization_config", None) or bnb_config(bits, compute_dtype)
     with quiet_transformers():
-        return model_class.from_pretrained(str(path), quantization_config=bnb_config(bits, compute_dtype),
+        return model_class.from_pretrained(str(path), quantization_config=config,
                                            device_map=device_map, dtype=compute_dtype, **kwargs)
 
 

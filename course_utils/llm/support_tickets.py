@@ -33,17 +33,29 @@ def raw_support_tickets(n: int = 40, seed: int = 0) -> list[dict]:
 
 
 def broken_jsonl_lines() -> list[str]:
-    """A chat JSONL file as someone's script wrote it: wrong role names, numbers as content, stray
-    keys, a truncated line and an empty example (the validator finds every one)."""
+    """A chat JSONL file as someone's script wrote it: wrong role names, answers split into a list
+    of strings or given as content parts, a bare number as an answer, stray keys, a truncated line
+    and an empty example (the validator finds every one)."""
     good = lambda q, a: {"messages": [{"role": "system", "content": SUPPORT_SYSTEM},
                                       {"role": "user", "content": q}, {"role": "assistant", "content": a}]}
     lines = []
     for i, (kind, (q, a)) in enumerate(sorted(ISSUES.items()) * 3):
         ex = good(q.format(p=PRODUCTS[i % len(PRODUCTS)]), a)
+        user, assistant = ex["messages"][1], ex["messages"][2]
         if i % 4 == 1:
-            ex["messages"][1]["role"], ex["messages"][2]["role"] = "human", "bot"
-        if i % 4 == 2:
-            ex["messages"][2]["content"] = 30 if kind == "refund" else [a]
+            user["role"], assistant["role"] = "human", "bot"
+        if i in (2, 6):  # the answer split into sentences
+            words = a.split()
+            assistant["content"] = [" ".join(words[:4]), " ".join(words[4:])]
+        if i == 10:  # content parts: valid for the API, but our local trainer wants one string
+            assistant["content"] = [{"type": "text", "text": a}]
+        if i == 9:
+            words = user["content"].split()
+            user["content"] = [" ".join(words[:3]), " ".join(words[3:])]
+        if i == 7:  # an export bug put the ticket's age in days where the answer belongs
+            assistant["content"] = 30
+        if i == 4:
+            user["timestamp"] = "2024-05-01T10:00:00Z"
         if i % 5 == 3:
             ex["ticket_id"] = 1000 + i
         lines.append(json.dumps(ex))

@@ -15,7 +15,7 @@ from typing import Any, Callable
 
 import torch
 
-from course_utils.llm.causal_lm import lora_finetune
+from course_utils.llm.causal_lm import chat_batch, lora_finetune
 from course_utils.llm.chat_data import chat_pairs, read_jsonl, validate_jsonl
 from course_utils.profile import pick_device
 from course_utils.service.store import Store, new_id
@@ -65,10 +65,13 @@ def tiny_base() -> LocalBase:
 def full_base(device: torch.device | str | None = None) -> LocalBase:
     """A 0.5B instruct model from the hub for the `full` profile (needs internet once), on the
     fastest device present unless told otherwise."""
-    from course_utils.llm.causal_lm import load_causal_lm
+    from course_utils.llm.causal_lm import FULL_CAUSAL_LM, load_causal_lm
+    from course_utils.profile import mixed_precision, torch_dtype
 
-    return LocalBase("qwen2.5-0.5b-instruct", lambda: load_causal_lm("full"),
-                     device if device is not None else pick_device(), 2e-4, 60)
+    device = device if device is not None else pick_device()
+    # the lessons' precision rule: bf16 on Ampere or newer, fp32 for Qwen below (fp16 overflows)
+    dtype = torch_dtype(mixed_precision(device, FULL_CAUSAL_LM))
+    return LocalBase("qwen2.5-0.5b-instruct", lambda: load_causal_lm("full", dtype=dtype), device, 2e-4, 60)
 
 
 def resolve_hyperparameters(requested: dict[str, Any], n_pairs: int, base: LocalBase) -> dict[str, Any]:
@@ -193,15 +196,12 @@ class Worker:
         name, folder = self.model_name(job), store.root / "models" / job_id
         saved: dict[str, Path] = {}
         checkpoints: list[dict[str, Any]] = []
-        tokens = 0
 
         def on_step(model, step: int, loss: float, batch: dict[str, torch.Tensor]) -> None:
-            nonlocal tokens
             if job_id in self.cancelled:
                 raise Stopped("cancelled")
             if self.stopping.is_set():
                 raise Stopped("the service is stopping")
-            tokens += int(batch["attention_mask"].sum())
             store.add_event(job_id, f"Step {step}/{total}: training loss={loss:.4f}", kind="metrics",
                             data={"step": step, "train_loss": loss, "total_steps": total})
             if step % per_epoch == 0 and step > total - 3 * per_epoch:  # OpenAI keeps the last 3 epochs
@@ -214,6 +214,8 @@ class Worker:
                                        "metrics": {"step": step, "train_loss": loss}})
 
         model, tok = self.base.load()
+        # OpenAI's trained_tokens: the training file's tokens times the epochs (what it bills)
+        tokens = int(chat_batch(tok, pairs)["attention_mask"].sum()) * hp["n_epochs"]
         try:
             lora_finetune(model, tok, pairs, steps=total, batch_size=hp["batch_size"], seed=job["seed"],
                           lr=self.base.learning_rate * hp["learning_rate_multiplier"], progress=False,
@@ -224,11 +226,10 @@ class Worker:
                                           "the job again.", INTERRUPTED, None)
             return store.discard_models(job_id)
         saved[name] = saved[f"{name}:ckpt-step-{total}"]
-        if store.publish(job_id, saved, checkpoints, fine_tuned_model=name, trained_tokens=tokens,
-                         finished_at=int(time.time())) is None:  # cancelled after the last step
-            return store.discard_models(job_id)
-        store.add_event(job_id, f"New fine-tuned model created: {name}")
-        store.add_event(job_id, "The job has successfully completed")
+        final = (f"New fine-tuned model created: {name}", "The job has successfully completed")
+        if store.publish(job_id, saved, checkpoints, events=final, fine_tuned_model=name,
+                         trained_tokens=tokens, finished_at=int(time.time())) is None:
+            return store.discard_models(job_id)  # cancelled after the last step
 
     def model_name(self, job: dict[str, Any]) -> str:
         """OpenAI's naming: `ft:<base>:<org>:<suffix>:<8 characters of the job id>`."""

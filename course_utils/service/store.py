@@ -189,9 +189,10 @@ class Store:
         return self.root / rel if rel and (self.root / rel).exists() else None
 
     def publish(self, job_id: str, models: dict[str, Path], checkpoints: list[dict[str, Any]],
-                **fields: Any) -> dict[str, Any] | None:
+                events: tuple[str, ...] = (), **fields: Any) -> dict[str, Any] | None:
         """Finish a job as `succeeded` and make its models answer chat, in one step under the lock:
-        a job cancelled a moment before publishes nothing (returns None)."""
+        a job cancelled a moment before publishes nothing (returns None). Its final `events` are
+        written before the status flips, so a client that sees `succeeded` also sees them."""
         with self.lock:
             job = self.job(job_id)
             if job is None or job["status"] in TERMINAL:
@@ -200,6 +201,8 @@ class Store:
             index = self.model_index()
             index.update({name: str(path.relative_to(self.root)) for name, path in models.items()})
             self._write(self.root / "models" / "index.json", index)
+            for message in events:
+                self.add_event(job_id, message)
             return self.update_job(job_id, status="succeeded", **fields)
 
     def discard_models(self, job_id: str) -> None:

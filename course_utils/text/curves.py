@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, Callable
 
 from tqdm.auto import tqdm
 
@@ -34,11 +35,14 @@ RECIPES = {
 
 def pretrained_vs_scratch(source: str, tokenizer, train: TextSplit, test: TextSplit,
                           sizes: tuple[int, ...] = (2, 8, 24), seed: int = 0, device: str = "cpu",
-                          profile: str = "tiny", **overrides) -> list[CurvePoint]:
+                          profile: str = "tiny",
+                          freeze: Callable[[Any], Any] = freeze_word_embeddings,
+                          **overrides) -> list[CurvePoint]:
     """Train the same architecture from pretrained and from random weights on growing subsets,
     with an identical recipe (the profile's `RECIPES` entry: epochs, batch, learning rate, token
     length; `overrides` replace single entries) and a frozen embedding table; tiny sets get at
-    least `min_steps` steps so that neither side is judged before it moved."""
+    least `min_steps` steps so that neither side is judged before it moved. `freeze(model)`
+    freezes the embedding table of both models (lesson 01 passes the learner's version)."""
     unknown = set(overrides) - set(RECIPES["tiny"])
     if profile not in RECIPES or unknown:
         raise ValueError(f"profile {profile!r} / settings {sorted(unknown)}: choose a profile from "
@@ -51,7 +55,7 @@ def pretrained_vs_scratch(source: str, tokenizer, train: TextSplit, test: TextSp
         subset = train.subset(n, seed=seed)
         model = load_sequence_classifier(source, train.names, pretrained=init == "pretrained",
                                          seed=seed)
-        freeze_word_embeddings(model)
+        freeze(model)
         steps = max(min_steps, math.ceil(epochs * len(subset) / batch_size))
         history = train_classifier(model, tokenizer, subset, steps=steps, lr=lr, batch_size=batch_size,
                                    max_length=r["max_length"], seed=seed, device=device, progress=False)

@@ -113,7 +113,8 @@ def imdb_splits(train_size: int | None = 5000, test_size: int | None = 1000,
             continue
         texts, labels = [], []
         for label in (0, 1):
-            chosen = part.filter(lambda row, lab=label: row["label"] == lab).select(range(min(size // 2, len(chosen))))
+            chosen = part.filter(lambda row, lab=label: row["label"] == lab)
+            chosen = chosen.select(range(min(size // 2, len(chosen))))
             texts += chosen["text"]
             labels += [label] * len(chosen)
         splits.append(TextSplit(texts, labels, list(IMDB_LABELS), "IMDB reviews"))

@@ -121,3 +121,32 @@ def sweep_explorer(points: list[SweepPoint]) -> Any:
 
     return widgets.interact(show, lr=widgets.SelectionSlider(options=lrs, description="lr"),
                             metric=widgets.ToggleButtons(options=["accuracy", "eval_loss"]))
+
+
+def train_validation_split(pool: Any, train_per_class: int, validation_per_class: int,
+                           seed: int = 0) -> tuple[Any, Any]:
+    """Two disjoint class-balanced samples of a `TextSplit`: one to train on, one to choose
+    hyperparameters with, so that the test set is touched once, at the end."""
+    import random
+
+    from course_utils.text.data import TextSplit
+
+    rng = random.Random(seed)
+    train_idx: list[int] = []
+    val_idx: list[int] = []
+    for label in range(len(pool.names)):
+        idx = [i for i, y in enumerate(pool.labels) if y == label]
+        need = train_per_class + validation_per_class
+        if len(idx) < need:
+            raise ValueError(f"label {pool.names[label]!r} has {len(idx)} examples, fewer than the "
+                             f"{need} asked for")
+        chosen = rng.sample(idx, need)
+        train_idx += chosen[:train_per_class]
+        val_idx += chosen[train_per_class:]
+    rng.shuffle(train_idx)
+    rng.shuffle(val_idx)
+
+    def pick(indices: list[int]) -> TextSplit:
+        return TextSplit([pool.texts[i] for i in indices], [pool.labels[i] for i in indices], pool.names)
+
+    return pick(train_idx), pick(val_idx)

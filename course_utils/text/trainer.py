@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -25,19 +25,54 @@ def run_dir(*parts: str) -> str:
     return tempfile.mkdtemp(prefix="run-", dir=base)
 
 
+def tokenize_texts(batch: dict[str, list], tokenizer: PreTrainedTokenizerBase, max_length: int = 128):
+    """`Dataset.map(batched=True)` body: tokenize `batch["text"]`, truncated, NOT padded."""
+    return tokenizer(batch["text"], truncation=True, max_length=max_length)
+
+
 def to_dataset(tokenizer: PreTrainedTokenizerBase, split: TextSplit, max_length: int = 128,
-               pad_to_max: bool = False):
+               pad_to_max: bool = False, tokenize: Callable[..., Any] | None = None):
     """Tokenize a split into a `datasets.Dataset` WITHOUT padding, so a collator can pad each
-    batch only as far as its longest text (`pad_to_max=True` is the wasteful comparison)."""
+    batch only as far as its longest text (`pad_to_max=True` is the wasteful comparison).
+    `tokenize(batch, tokenizer, max_length)` replaces `tokenize_texts` (lesson 04 passes the
+    learner's `tokenize_batch`)."""
     from datasets import Dataset
 
     ds = Dataset.from_dict({"text": split.texts, "label": split.labels})
-    padding = "max_length" if pad_to_max else False
+    if pad_to_max and tokenize is not None:
+        raise ValueError("pad_to_max pads with the course's tokenizing function; pass no `tokenize`")
 
     def encode(batch: dict[str, list]) -> dict[str, list]:
-        return tokenizer(batch["text"], truncation=True, max_length=max_length, padding=padding)
+        if pad_to_max:
+            return tokenizer(batch["text"], truncation=True, max_length=max_length, padding="max_length")
+        return (tokenize or tokenize_texts)(batch, tokenizer, max_length)
 
     return ds.map(encode, batched=True, remove_columns=["text"])
+
+
+@torch.no_grad()
+def padding_cost(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, dataset: Any,
+                 pad_to: int = 512, batch_size: int = 16, n_batches: int = 2) -> dict[str, float]:
+    """Time the same forward passes on the same examples, padded per batch (dynamic) and padded
+    to `pad_to` tokens, to measure what padding to the maximum costs."""
+    import time
+
+    model.eval()
+    device = next(model.parameters()).device
+    rows = [{k: dataset[i][k] for k in ("input_ids", "attention_mask")} for i in range(batch_size * n_batches)]
+    out: dict[str, float] = {}
+    for name, collate in (("dynamic", DataCollatorWithPadding(tokenizer)),
+                          ("max_length", DataCollatorWithPadding(tokenizer, padding="max_length",
+                                                                 max_length=pad_to))):
+        batches = [collate(rows[i:i + batch_size]) for i in range(0, len(rows), batch_size)]
+        model(**{k: v[:1].to(device) for k, v in batches[0].items()})  # warm-up
+        start = time.perf_counter()
+        for batch in batches:
+            model(**{k: v.to(device) for k, v in batch.items()})
+        out[f"{name}_seconds"] = time.perf_counter() - start
+        out[f"{name}_tokens"] = float(sum(b["input_ids"].numel() for b in batches))
+    out["speedup"] = out["max_length_seconds"] / out["dynamic_seconds"]
+    return out
 
 
 def classification_metrics(eval_pred: Any) -> dict[str, float]:

@@ -3,7 +3,7 @@ gradual unfreezing) over several labelled-set sizes: lessons 02-03 and the bench
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Callable
 
 from torch import nn
@@ -12,7 +12,7 @@ from tqdm.auto import tqdm
 from course_utils.profile import seed_everything
 from course_utils.torch_utils import count_parameters
 from course_utils.vision.models import (blocks, freeze_backbone, replace_head, set_trainable,
-                                        unfreeze_last_blocks)
+                                        trainable_blocks, unfreeze_last_blocks)
 from course_utils.vision.data import ImageSplit
 from course_utils.vision.train import History, epochs_for, fit
 
@@ -57,15 +57,22 @@ class Row:
 
 def gradual_unfreezing(model: nn.Module, train: ImageSplit, test: ImageSplit, recipe: Recipe,
                        epochs: int, seed: int = 0, device: str = "cpu", progress: bool = False,
-                       history: History | None = None) -> History:
+                       history: History | None = None,
+                       unfreeze: Callable[[nn.Module, int], object] | None = None) -> History:
     """Head first, then the last block, then the last two, ... then everything; each stage
     trains `epochs // len(stages)` epochs (at least 1) with smaller learning rates for earlier
-    blocks. `trainable` in the history is the parameter count of each stage."""
+    blocks. `trainable` in the history is the parameter count of each stage. `unfreeze(model, n)`
+    opens the head and the last n residual stages for the partial stages (lesson 03 passes the
+    learner's version); the last stage always opens every block."""
     history = history if history is not None else History()
     per_stage = max(1, epochs // len(recipe.stages))
     for n in recipe.stages:
         n = min(n, len(blocks(model)))
-        opened = unfreeze_last_blocks(model, n)
+        if unfreeze is not None and n < len(blocks(model)):
+            unfreeze(model, n)
+            opened = [name for name in trainable_blocks(model) if name != "head"]
+        else:
+            opened = unfreeze_last_blocks(model, n)
         lr = recipe.head_lr if n == 0 else recipe.body_lr
         label = "head only" if n == 0 else f"+{','.join(opened)}" if len(opened) <= 2 else "all"
         fit(model, train, test, per_stage, lr, decay=recipe.decay, batch_size=recipe.batch_size,
@@ -102,10 +109,12 @@ def compare(make_model: Callable[[bool], nn.Module], pool: ImageSplit, test: Ima
     """Every method on class-balanced labelled sets of each size (per class), for each seed:
     accuracy on the same test set, trainable parameters (largest stage), seconds per epoch."""
     rows = []
+    final_only = replace(recipe, eval_every=10**9)
     runs = [(n, s, m) for n in sizes for s in seeds for m in methods]
     for n, seed, method in tqdm(runs, desc="methods x sizes"):
         train = pool.subset(n, seed=seed)
-        model, history = run_method(method, make_model, train, test, recipe, seed, device)
+        # only the final accuracy is reported: skip the per-epoch test passes
+        model, history = run_method(method, make_model, train, test, final_only, seed, device)
         rows.append(Row(method, n, seed, history.final_accuracy,
                         max(e.trainable for e in history.epochs), count_parameters(model).total,
                         history.seconds_per_epoch, len(history.epochs)))
@@ -161,7 +170,7 @@ class TransferSetup:
 
     def make_model(self, pretrained: bool = True) -> nn.Module:
         """A fresh copy of the backbone: pretrained weights, or the same architecture at random."""
-        from course_utils.vision.models import load_backbone
+        from course_utils.vision.backbones import load_backbone
 
         return load_backbone(self.backbone, pretrained=pretrained, progress=False)[0]
 
@@ -174,7 +183,7 @@ class TransferSetup:
 def transfer_setup(profile: str, device: str = "cpu") -> TransferSetup:
     """tiny: the TinyResNet pretrained on digits 0-4 (x4 rotations), target digits 5-9.
     full: ResNet50 with ImageNet weights (IMAGENET1K_V2), target CIFAR-10 from the hub."""
-    from course_utils.vision.models import load_backbone
+    from course_utils.vision.backbones import load_backbone
     from course_utils.vision.data import digits_task, hub_image_task
 
     if profile == "tiny":

@@ -12,7 +12,6 @@ import torch
 from torch import nn
 from torchvision.models.resnet import BasicBlock
 
-BACKBONES = ("tiny_resnet", "resnet50", "mobilenet_v3_small")
 
 
 # ---------------------------------------------------------------- the tiny pretrained source
@@ -62,33 +61,6 @@ class TinyWeights:
         """Normalise exactly as during pretraining (what `weights.transforms()` does for ImageNet)."""
         mean, std = self.mean, self.std
         return lambda image: (image - mean) / std
-
-
-# ---------------------------------------------------------------- loading backbones
-def load_backbone(name: str, pretrained: bool = True, seed: int = 0,
-                  progress: bool = True) -> tuple[nn.Module, Callable]:
-    """A backbone and its preprocessing. `resnet50` / `mobilenet_v3_small` load ImageNet weights
-    through torchvision's `weights=` enums (download on first use); `tiny_resnet` loads the
-    digits-0-4 checkpoint the course pretrains and caches. `pretrained=False` gives the same
-    architecture with random weights: the from-scratch baseline."""
-    if name in ("resnet50", "mobilenet_v3_small"):
-        from torchvision.models import MobileNet_V3_Small_Weights, ResNet50_Weights
-
-        from course_utils.hub import vision_model, vision_transforms
-
-        weights = {"resnet50": ResNet50_Weights.IMAGENET1K_V2,
-                   "mobilenet_v3_small": MobileNet_V3_Small_Weights.IMAGENET1K_V1}[name]
-        model = vision_model(name, weights=weights if pretrained else None)
-        return model, vision_transforms(weights)
-    if name == "tiny_resnet":
-        from course_utils.vision.train import pretrained_tiny_resnet
-
-        if pretrained:
-            return pretrained_tiny_resnet(progress=progress)
-        torch.manual_seed(seed)
-        model, transform = pretrained_tiny_resnet(progress=progress, load=False)
-        return model, transform
-    raise ValueError(f"unknown backbone {name!r}: choose one of {', '.join(BACKBONES)}")
 
 
 def config_hash(config: dict) -> str:

@@ -14,16 +14,9 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from course_utils.profile import cache_dir
 from course_utils.torch_utils import count_parameters, one_thread_on_cpu
-from course_utils.vision.models import (TinyResNet, TinyWeights, config_hash,
-                                        keep_frozen_batchnorm_in_eval, param_groups)
-from course_utils.vision.data import SOURCE_DIGITS, ImageSplit, digits_task
-
-SOURCE_RECIPE = {"digits": list(SOURCE_DIGITS), "widths": [16, 32, 128], "epochs": 10,
-                 "lr": 1e-2, "batch_size": 128, "seed": 0, "shift": 1, "turns": 4,
-                 "version": 1}
-
+from course_utils.vision.data import ImageSplit
+from course_utils.vision.models import keep_frozen_batchnorm_in_eval, param_groups
 
 @dataclass
 class EpochLog:
@@ -165,53 +158,6 @@ def epochs_for(n_examples: int, batch_size: int, epochs: int, min_steps: int) ->
     set gives one step per epoch, and nobody should be judged after 10 steps."""
     per_epoch = math.ceil(n_examples / batch_size)
     return max(epochs, math.ceil(min_steps / per_epoch))
-
-
-# ---------------------------------------------------------------- the tiny pretrained source
-def digits_weights() -> TinyWeights:
-    """Mean/std of the digit images in [0, 1]: the tiny model's `weights.transforms()`."""
-    from sklearn.datasets import load_digits
-
-    pixels = load_digits().images / 16.0
-    return TinyWeights(round(float(pixels.mean()), 4), round(float(pixels.std()), 4))
-
-
-def pretrained_tiny_resnet(progress: bool = True, load: bool = True,
-                           recipe: dict | None = None) -> tuple[TinyResNet, object]:
-    """The tiny profile's "ImageNet": a TinyResNet trained on digits 0-4 (a source task that
-    shares strokes, not classes, with the target digits 5-9). Trained once in a few seconds and
-    cached under `cache_dir("vision")`, keyed by a hash of the recipe. `load=False` returns the
-    same architecture with random weights and the same preprocessing."""
-    recipe = dict(recipe or SOURCE_RECIPE)
-    weights = digits_weights()
-    transform = weights.transforms()
-    model = TinyResNet(num_classes=len(recipe["digits"]) * recipe["turns"],
-                       widths=tuple(recipe["widths"]))
-    if not load:
-        return model, transform
-    path = cache_dir("vision") / f"tiny_resnet-{config_hash(recipe)}.pt"
-    if path.exists():
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        model.load_state_dict(state["model"])
-        if progress:
-            print(f"loaded the pretrained source model from the cache "
-                  f"(digits {recipe['digits']}, source test accuracy {state['accuracy']:.3f})")
-        return model, transform
-    torch.manual_seed(recipe["seed"])
-    train, test = digits_task(tuple(recipe["digits"]), test_fraction=0.2, seed=recipe["seed"])
-    train, test = with_turns(train, recipe["turns"]), with_turns(test, recipe["turns"])
-    model = TinyResNet(num_classes=len(train.names), widths=tuple(recipe["widths"]))
-    train, test = train.with_transform(transform), test.with_transform(transform)
-    history = fit(model, train, test, recipe["epochs"], recipe["lr"],
-                  batch_size=recipe["batch_size"], seed=recipe["seed"], shift=recipe["shift"],
-                  stage="pretraining on digits 0-4", progress=progress)
-    torch.save({"model": model.state_dict(), "accuracy": history.final_accuracy,
-                "recipe": recipe}, path)
-    if progress:
-        print(f"pretrained the source model on digits {recipe['digits']} in "
-              f"{sum(e.seconds for e in history.epochs):.1f} s: source test accuracy "
-              f"{history.final_accuracy:.3f} (cached at {path.name})")
-    return model, transform
 
 
 def with_turns(split: ImageSplit, turns: int) -> ImageSplit:
