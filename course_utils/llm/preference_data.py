@@ -15,9 +15,10 @@ from course_utils.llm.chat_data import (DEFAULT_ENCODING, MIN_EXAMPLES, Problem,
                                         _check_message, count_tokens, get_encoding, jsonl_objects)
 from course_utils.llm.judging import Reply, rubric
 
-# `full` profile: binarized UltraFeedback. Schema (dataset card): `prompt` (str), `chosen` and
-# `rejected` (each a list of {"role", "content"}: the user turn, then the assistant's reply),
-# `score_chosen` and `score_rejected` (float, 1-10); splits `train` (62.1k rows), `test` (1k rows).
+# `full` profile: binarized UltraFeedback. Schema (dataset card): `chosen` and `rejected` (each a
+# list of {"content", "role"}: the user turn, then the assistant's reply; TRL's "implicit prompt"
+# layout, no separate prompt column), `score_chosen` and `score_rejected` (float64); splits
+# `train` (62,135 rows) and `test` (1,000 rows).
 HUB_PREFERENCE_DATASET = "trl-lib/ultrafeedback_binarized"
 
 PREFERENCE_KEYS = {"input", "preferred_output", "non_preferred_output"}
