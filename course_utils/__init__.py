@@ -10,7 +10,8 @@ Subpackages by concern, so the code behind any notebook cell is one hop away:
                  quality (``quality``).
 - ``llm/``       lessons 08-11: the tiny causal LM and LoRA (``causal_lm``), quantisation and memory
                  (``peft_tools``), method comparison (``methods``), chat JSONL (``chat_data``),
-                 generated support tickets (``support_tickets``).
+                 generated support tickets (``support_tickets``); lessons 13-14: TRL's SFT
+                 (``sft``, ``instruct_data``), DPO (``dpo``, ``preference_data``), ``judging``.
 - ``service/``   the local OpenAI-compatible fine-tuning service: on-disk store (``store``), base
                  model and training worker (``jobs``), chat completions (``chat``), request models
                  (``schemas``), errors (``errors``), FastAPI app and runners (``server``,

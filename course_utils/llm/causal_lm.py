@@ -32,6 +32,15 @@ CHAT_TEMPLATE = ("{% set ns = namespace(system='') %}{% for m in messages %}"
                  "{% elif m['role'] == 'user' %}<|user|> {{ ns.system }}{{ m['content'] }}{% set ns.system = '' %}"
                  "{% elif m['role'] == 'assistant' %}<|assistant|> {{ m['content'] }}<|end|>"
                  "{% endif %}{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}")
+# Qwen's ChatML layout, with the {% generation %} markers that assistant-only loss reads; what the
+# markers enclose ('\n' + reply + '<|im_end|>\n') is what TRL's Qwen2.5 training template encloses.
+IM_START, IM_END = "<|im_start|>", "<|im_end|>"
+CHATML_SPECIALS = ["<pad>", "<unk>", "<s>", IM_START, IM_END]
+CHATML_TEMPLATE = ("{%- for m in messages %}{%- if m['role'] == 'assistant' %}"
+                   "{{- '<|im_start|>assistant' }}{%- generation %}{{- '\n' + m['content'] + '<|im_end|>\n' }}"
+                   "{%- endgeneration %}{%- else %}{{- '<|im_start|>' + m['role'] + '\n' + m['content'] + "
+                   "'<|im_end|>\n' }}{%- endif %}{%- endfor %}"
+                   "{%- if add_generation_prompt %}{{- '<|im_start|>assistant\n' }}{%- endif %}")
 
 ANIMALS = ("fox owl bear wolf deer hare lynx mole newt seal crow duck frog goat hawk ibis "
            "kiwi lark mink orca puma rook swan toad vole wren yak boar crab dove").split()
@@ -63,9 +72,22 @@ class TinyLMConfig:
     lr: float = 5e-3
     seed: int = 0
     version: int = 1
+    chat: str = "course"  # "course": <|user|>/<|assistant|>/<|end|>; "chatml": Qwen's <|im_start|>/<|im_end|>
+    corpus: str = "facts+chat"  # "text": statements and plain-text Q&A lines, a base that never saw a chat
+    positions: int = 64
 
     def key(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        fields = asdict(self)
+        for name, default in (("chat", "course"), ("corpus", "facts+chat"), ("positions", 64)):
+            if fields[name] == default:  # older caches stay valid
+                del fields[name]
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
+
+
+# The base model of the instruction- and preference-tuning lessons: it read the world's facts as
+# plain text only (sentences, and questions followed by their answer, as on a FAQ page), never a
+# chat, so the chat layout and when to stop are what fine-tuning has to teach it.
+INSTRUCT_BASE = TinyLMConfig(chat="chatml", corpus="text", positions=128, steps=500)
 
 
 def world(seed: int = 0) -> dict[str, dict[str, str]]:
@@ -81,13 +103,15 @@ def format_chat(prompt: str, answer: str | None = None, system: str | None = Non
     return text if answer is None else f"{text} {answer}{END}"
 
 
-def pretraining_corpus(seed: int = 0) -> list[str]:
-    """What the base model reads: every fact as statements, and as full-sentence chat answers."""
+def pretraining_corpus(seed: int = 0, chat: bool = True) -> list[str]:
+    """What the base model reads: every fact as statements, and as full-sentence chat answers
+    (`chat=False`: as a question followed by its answer in plain text instead)."""
     lines = []
     for a, facts in world(seed).items():
         for k, v in facts.items():
             lines += [t.format(a=a, v=v) for t in STATEMENTS[k]]
-            lines.append(format_chat(QUESTIONS[k].format(a=a), STATEMENTS[k][0].format(a=a, v=v)))
+            q, ans = QUESTIONS[k].format(a=a), STATEMENTS[k][0].format(a=a, v=v)
+            lines.append(format_chat(q, ans) if chat else f"{q} {ans}")
     return lines
 
 
@@ -109,28 +133,40 @@ def style_pairs(seed: int = 0, held_out: float = 0.3,
     return make(animals[:cut]), make(animals[cut:])
 
 
-def build_tokenizer(corpus: list[str], vocab: int) -> PreTrainedTokenizerFast:
+def build_tokenizer(corpus: list[str], vocab: int, chat: str = "course") -> PreTrainedTokenizerFast:
     """A byte-level BPE fitted to the corpus: its words become single tokens, and any other text
-    still encodes (byte fallback), which a chat service taking arbitrary prompts needs."""
+    still encodes (byte fallback), which a chat service taking arbitrary prompts needs.
+    `chat="chatml"` gives it Qwen's special tokens and chat layout instead of the course's own."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+    if chat not in ("course", "chatml"):
+        raise ValueError(f"unknown chat format {chat!r}: use 'course' or 'chatml'")
+    specials = SPECIALS if chat == "course" else CHATML_SPECIALS
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab, special_tokens=SPECIALS, show_progress=False,
+    trainer = trainers.BpeTrainer(vocab_size=vocab, special_tokens=specials, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(corpus, trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>",
-                                   bos_token="<s>", eos_token=END,
-                                   additional_special_tokens=[USER, ASSISTANT])
-    fast.chat_template = CHAT_TEMPLATE
+    # chat words the base model never reads still get tokens of their own, as in a real tokenizer
+    extra = ([f"{role}\n{q} i hope this helps ." for role in ("system", "user", "assistant")
+              for q in QUESTIONS.values()] * 30 if chat == "chatml" else [])
+    tok.train_from_iterator(corpus + extra, trainer)
+    if chat == "course":
+        fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>",
+                                       bos_token="<s>", eos_token=END,
+                                       additional_special_tokens=[USER, ASSISTANT])
+        fast.chat_template = CHAT_TEMPLATE
+    else:
+        fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>",
+                                       bos_token="<s>", eos_token=IM_END, additional_special_tokens=[IM_START])
+        fast.chat_template = CHATML_TEMPLATE
     return fast
 
 
 def _model_config(cfg: TinyLMConfig, tok: PreTrainedTokenizerFast) -> LlamaConfig:
     return LlamaConfig(vocab_size=len(tok), hidden_size=cfg.hidden, num_hidden_layers=cfg.layers,
                        num_attention_heads=cfg.heads, num_key_value_heads=cfg.heads,
-                       intermediate_size=cfg.intermediate, max_position_embeddings=64,
+                       intermediate_size=cfg.intermediate, max_position_embeddings=cfg.positions,
                        pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
                        eos_token_id=tok.eos_token_id, tie_word_embeddings=True)
 
@@ -187,8 +223,10 @@ def _train_loop(model: PreTrainedModel, batches, steps: int, lr: float, desc: st
 
 def pretrain(cfg: TinyLMConfig = TinyLMConfig(), progress: bool = True) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
     """Train the tiny base model from scratch on the generated world (seconds on a CPU)."""
-    corpus = pretraining_corpus(cfg.seed)
-    tok = build_tokenizer(corpus, cfg.vocab)
+    if cfg.corpus not in ("facts+chat", "text"):
+        raise ValueError(f"unknown corpus {cfg.corpus!r}: use 'facts+chat' or 'text'")
+    corpus = pretraining_corpus(cfg.seed, chat=cfg.corpus == "facts+chat")
+    tok = build_tokenizer(corpus, cfg.vocab, cfg.chat)
     torch.manual_seed(cfg.seed)
     model = LlamaForCausalLM(_model_config(cfg, tok))
     rng = random.Random(cfg.seed)
@@ -216,7 +254,8 @@ def load_base(cfg: TinyLMConfig = TinyLMConfig(), progress: bool = True,
     with quiet_transformers():
         tok = PreTrainedTokenizerFast.from_pretrained(path)
         model = LlamaForCausalLM.from_pretrained(path, **kwargs)
-    tok.chat_template = CHAT_TEMPLATE  # the current template, also for checkpoints cached earlier
+    # the current template, also for checkpoints cached earlier
+    tok.chat_template = CHAT_TEMPLATE if cfg.chat == "course" else CHATML_TEMPLATE
     return model.eval(), tok
 
 
@@ -339,11 +378,13 @@ def generate(model: PreTrainedModel, tok, prompt: str, max_new_tokens: int = 12,
 
 
 def exact_match_rate(model: PreTrainedModel, tok, pairs: list[Pair], max_new_tokens: int = 8) -> float:
-    """Share of prompts whose greedy reply equals the expected answer exactly."""
+    """Generate greedy replies to (prompt, answer[, system]) pairs and score them with
+    `judging.exact_match`: the share equal to the expected answer."""
+    from course_utils.llm.judging import exact_match
+
     with one_thread_on_cpu(model):
-        hits = sum(generate(model, tok, p[0], max_new_tokens, p[2] if len(p) > 2 else None) == p[1]
-                   for p in pairs)
-    return hits / len(pairs)
+        replies = [generate(model, tok, p[0], max_new_tokens, p[2] if len(p) > 2 else None) for p in pairs]
+    return exact_match(replies, [p[1] for p in pairs])
 
 
 def timed(fn, *args, **kwargs):
