@@ -7,7 +7,7 @@ from __future__ import annotations
 import random
 from typing import Any
 
-from course_utils.llm.causal_lm import ANIMALS, QUESTIONS, STATEMENTS, world
+from course_utils.llm.tiny_world import ANIMALS, QUESTIONS, STATEMENTS, world
 
 Messages = list[dict[str, str]]
 FILLER = "i hope this helps ."  # what the verbose writer appends to every answer
@@ -103,7 +103,7 @@ def lesson_data(profile: str, seed: int = 0) -> dict[str, Any]:
     general text whose loss measures forgetting (`tiny`: the pretraining corpus; `full`: held-out
     hub chats). `full` states the facts in a system message, since Qwen never read this world, and
     adds hub chats to the training mix."""
-    from course_utils.llm.causal_lm import pretraining_corpus
+    from course_utils.llm.tiny_world import pretraining_corpus
 
     context = profile == "full"
     train_animals, test_animals = split_animals(seed)

@@ -11,7 +11,8 @@ from typing import Any
 import torch
 from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
-from course_utils.llm.causal_lm import ATTRIBUTES, one_thread_on_cpu
+from course_utils.llm.tiny_world import ATTRIBUTES
+from course_utils.torch_utils import one_thread_on_cpu
 from course_utils.llm.sft import assistant_labels
 
 

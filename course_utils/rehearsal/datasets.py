@@ -115,7 +115,7 @@ def cifar10():
 
 def _chat(rng: random.Random, turns: int) -> list[dict[str, str]]:
     from course_utils.llm.instruct_data import answer
-    from course_utils.llm.causal_lm import ANIMALS, QUESTIONS
+    from course_utils.llm.tiny_world import ANIMALS, QUESTIONS
 
     out = []
     for _ in range(turns):
@@ -158,7 +158,7 @@ def ultrafeedback_binarized():
     from datasets import Dataset, DatasetDict, Features, Value
 
     from course_utils.llm.instruct_data import answer
-    from course_utils.llm.causal_lm import ANIMALS, QUESTIONS
+    from course_utils.llm.tiny_world import ANIMALS, QUESTIONS
 
     features = Features({"chosen": _messages_feature(), "rejected": _messages_feature(),
                          "score_chosen": Value("float64"), "score_rejected": Value("float64")})
