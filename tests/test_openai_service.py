@@ -349,7 +349,7 @@ def preference_lines(animals):
 
 
 def one_word_share(client, model, prompts):
-    replies = [client.chat.completions.create(model=model, messages=m, temperature=0, max_tokens=12)
+    replies = [client.chat.completions.create(model=model, messages=m, temperature=0, max_tokens=6)
                .choices[0].message.content for m in prompts]
     return sum(len(r.split()) == 1 for r in replies) / len(replies), replies
 
