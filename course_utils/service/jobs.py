@@ -19,7 +19,7 @@ import torch
 from course_utils.profile import pick_device
 from course_utils.service import training
 from course_utils.service.store import Store, new_id
-from course_utils.service.training import MAX_BATCH, MAX_EPOCHS, JobProgress  # noqa: F401 (re-exported)
+from course_utils.service.training import MAX_BATCH, MAX_EPOCHS, JobProgress  # noqa: F401 (limits re-exported)
 
 log = logging.getLogger(__name__)
 # OpenAI's models that take supervised fine-tuning (platform.openai.com/docs/guides/fine-tuning,
@@ -76,7 +76,8 @@ def full_base(device: torch.device | str | None = None) -> LocalBase:
     # the lessons' precision rule: bf16 on Ampere or newer, fp32 for Qwen below (fp16 overflows)
     dtype = torch_dtype(mixed_precision(device, FULL_CAUSAL_LM))
     # supervised: the usual LoRA rate; DPO: lesson 14's `full` rate
-    return LocalBase("qwen2.5-0.5b-instruct", lambda: load_causal_lm("full", dtype=dtype), device, 2e-4, 60, 5e-5)
+    return LocalBase("qwen2.5-0.5b-instruct", lambda: load_causal_lm("full", dtype=dtype), device,
+                     learning_rate=2e-4, min_steps=60, dpo_learning_rate=5e-5)
 
 
 class Stopped(Exception):
