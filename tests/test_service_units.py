@@ -189,3 +189,35 @@ def test_full_base_loads_qwen_in_the_lessons_precision(monkeypatch, capability, 
     base = service_jobs.full_base(device=torch.device("cuda"))
     base.loader()
     assert asked == [("full", {"dtype": dtype})]
+
+
+@pytest.mark.parametrize("method", ["supervised", "dpo"])
+def test_a_job_starting_mid_training_does_not_reset_the_running_trainer(method):
+    """`max_running` > 1: a second job builds its TRL config while the first trains. Every
+    TrainingArguments resets accelerate's process-wide state unless told to reuse it, and the
+    running trainer then fails at its next step; the service's settings make it reuse the state."""
+    from transformers import TrainerCallback
+    from trl import SFTConfig
+
+    from course_utils.llm import instruct_data as data
+    from course_utils.llm.causal_lm import load_base
+    from course_utils.llm.chat_data import chat_example
+    from course_utils.llm.preference_data import preference_rows, ranked_answers
+    from course_utils.llm.sft import trainer_settings
+    from course_utils.service import training
+
+    class SecondJobArrives(TrainerCallback):
+        steps = 0
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 1:  # what the other job's worker thread does meanwhile
+                SFTConfig(**trainer_settings(**training.SHARED_STATE)).device
+            self.steps = state.global_step
+
+    model, tok = load_base(progress=False)
+    examples = preference_rows(ranked_answers(data.split_animals()[0][:4])) if method == "dpo" else \
+        [chat_example(q, a) for q, a in style_pairs()[0][:16]]
+    hp = {"n_epochs": 1, "batch_size": 4, "beta": 0.1}
+    progress = SecondJobArrives()
+    training.train(method, model, tok, examples, hp, 0, 5e-3, progress)
+    assert progress.steps >= 3

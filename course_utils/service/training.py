@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import threading
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -23,6 +24,13 @@ MAX_BATCH = 256
 # and the DPO paper's usual beta), not the step floor that supervised jobs get
 DPO_AUTO_EPOCHS = 3
 DPO_AUTO_BETA = 0.1
+# Two jobs may train at once in one process (`max_running`), which TRL does not expect: it
+# resolves its top-level names lazily (two threads at once can see a half-initialised module:
+# "cannot import name 'SFTConfig' from 'trl'"), and every new TrainingArguments resets
+# accelerate's process-wide state, which the other job's trainer reads at every step. So the
+# names are resolved once under a lock, and the state is set up once and then reused.
+_TRL_SETUP = threading.Lock()
+SHARED_STATE = {"accelerator_config": {"use_configured_state": True}}
 
 
 def validate_file(method: str, path: str | Path) -> ValidationReport:
@@ -80,24 +88,39 @@ def trained_tokens(method: str, tok, examples: list[dict[str, Any]], epochs: int
     return n * epochs
 
 
+_BARS = threading.Lock()
+_quiet_jobs = [0, True]  # jobs training now, whether the bars were on before the first
+
+
 @contextlib.contextmanager
 def _no_dataset_bars() -> Iterator[None]:
+    """No `datasets` progress bars while any job trains (they would land in a notebook's output)."""
     from datasets.utils import logging as ds_logging
 
-    was = ds_logging.is_progress_bar_enabled()
-    ds_logging.disable_progress_bar()
+    with _BARS:
+        if _quiet_jobs[0] == 0:
+            _quiet_jobs[1] = ds_logging.is_progress_bar_enabled()
+            ds_logging.disable_progress_bar()
+        _quiet_jobs[0] += 1
     try:
         yield
     finally:
-        if was:
-            ds_logging.enable_progress_bar()
+        with _BARS:
+            _quiet_jobs[0] -= 1
+            if _quiet_jobs[0] == 0 and _quiet_jobs[1]:
+                ds_logging.enable_progress_bar()
 
 
 def train(method: str, model, tok, examples: list[dict[str, Any]], hp: dict[str, Any], seed: int,
           learning_rate: float, progress: TrainerCallback):
     """LoRA-train `model` with the lessons' TRL call for `method`; returns the peft model."""
     common = dict(n_epochs=hp["n_epochs"], batch_size=hp["batch_size"], learning_rate=learning_rate,
-                  seed=seed, callbacks=[progress])
+                  seed=seed, callbacks=[progress], settings=SHARED_STATE)
+    with _TRL_SETUP:
+        from accelerate import PartialState
+        from trl import DPOConfig, DPOTrainer, SFTConfig, SFTTrainer  # noqa: F401 (resolved once, for every thread)
+
+        PartialState(cpu=next(model.parameters()).device.type == "cpu")
     with _no_dataset_bars():
         if method == "dpo":
             from course_utils.llm.dpo import dpo_train
