@@ -103,20 +103,47 @@ def test_sft_train_teaches_the_base_to_answer_held_out_prompts():
     rubric_before = judging.rubric_score(base_replies, lesson["prompts"], lesson["facts"])
     held_before = judging.heldout_loss(base, tok, lesson["heldout"])["loss"]
     model, tok = clm.load_base(clm.INSTRUCT_BASE, progress=False)  # a fresh copy, as the lesson trains
-    tuned, history = sft.sft_train(model, tok, lesson["train"], n_epochs=6, learning_rate=2e-2, batch_size=16)
+    recipe = sft.SFT_RECIPES["tiny"]  # lesson 13's
+    tuned, history = sft.sft_train(model, tok, lesson["train"], n_epochs=recipe["num_train_epochs"],
+                                   learning_rate=recipe["learning_rate"],
+                                   batch_size=recipe["per_device_train_batch_size"], max_length=recipe["max_length"])
     assert hasattr(tuned, "peft_config")
     replies = judging.replies(tuned, tok, lesson["messages"])
     held_after = judging.heldout_loss(tuned, tok, lesson["heldout"])["loss"]
-    # the base is deterministic (test below); on it the replies stop and are one sentence, but often
-    # name a training animal, so the rubric rises as lesson 13 claims (by > 0.3; measured 0.43
-    # after) rather than reaching a fixed level
+    after = judging.exact_match(replies, lesson["references"])
+    # the base is deterministic (test below); measured on seeds 0-2: every reply stops, exact match
+    # 0 -> 0.59, rubric 0.03 -> 0.83, held-out loss 8.5 -> 1.9 (lesson 13 claims >= 0.4 and > +0.5)
     assert before == 0 and judging.stop_rate(replies) >= 0.8
     rubric_after = judging.rubric_score(replies, lesson["prompts"], lesson["facts"])
-    print(f"rubric {rubric_before:.2f} -> {rubric_after:.2f}, held-out loss {held_before:.2f} -> {held_after:.2f}")
-    assert rubric_after > rubric_before + 0.3
+    print(f"exact match {before:.2f} -> {after:.2f}, rubric {rubric_before:.2f} -> {rubric_after:.2f}, "
+          f"held-out loss {held_before:.2f} -> {held_after:.2f}")
+    assert after >= 0.4
+    assert rubric_after > rubric_before + 0.5
     assert held_after < held_before - 3
     losses = [h["loss"] for h in history if "loss" in h]
     assert losses[-1] < losses[0] / 3
+
+
+def test_batched_judges_equal_one_at_a_time():
+    """Replies are generated left-padded in batches and losses computed right-padded in batches:
+    the padding must change nothing, so each equals its one-prompt-at-a-time value."""
+    model, tok = clm.load_base(clm.INSTRUCT_BASE, progress=False)
+    lesson = data.lesson_data("tiny")
+    prompts = lesson["messages"][:7] + ["where does the fox live ?"]  # prompts of different lengths
+    assert judging.replies(model, tok, prompts, max_new_tokens=6, batch_size=3) == \
+        [judging.reply(model, tok, p, max_new_tokens=6) for p in prompts]
+    rows = [(ids, ids) for ids in tok(lesson["general"][:20], add_special_tokens=False)["input_ids"]]
+    assert judging._mean_loss(model, rows, batch_size=8) == pytest.approx(judging._mean_loss(model, rows, batch_size=1),
+                                                                         rel=1e-5)
+
+
+def test_exact_match_needs_a_stopped_reply_and_the_same_words():
+    refs = ["the fox is red .", "the owl is blue ."]
+    assert judging.exact_match([judging.Reply(refs[0], True), judging.Reply(refs[1], False)], refs) == 0.5
+    assert judging.exact_match([judging.Reply("the fox is red", True), judging.Reply(refs[1], True)], refs) == 0.5
+    assert judging.exact_match(refs, refs) == 1.0  # plain strings, as `causal_lm.exact_match_rate` scores them
+    with pytest.raises(ValueError):
+        judging.exact_match(refs[:1], refs)
 
 
 def test_rubric_scores_each_part():

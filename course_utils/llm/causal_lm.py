@@ -379,11 +379,13 @@ def generate(model: PreTrainedModel, tok, prompt: str, max_new_tokens: int = 12,
 
 
 def exact_match_rate(model: PreTrainedModel, tok, pairs: list[Pair], max_new_tokens: int = 8) -> float:
-    """Share of prompts whose greedy reply equals the expected answer exactly."""
+    """Generate greedy replies to (prompt, answer[, system]) pairs and score them with
+    `judging.exact_match`: the share equal to the expected answer."""
+    from course_utils.llm.judging import exact_match
+
     with one_thread_on_cpu(model):
-        hits = sum(generate(model, tok, p[0], max_new_tokens, p[2] if len(p) > 2 else None) == p[1]
-                   for p in pairs)
-    return hits / len(pairs)
+        replies = [generate(model, tok, p[0], max_new_tokens, p[2] if len(p) > 2 else None) for p in pairs]
+    return exact_match(replies, [p[1] for p in pairs])
 
 
 def timed(fn, *args, **kwargs):

@@ -28,25 +28,26 @@ def dpo_loss(policy_chosen: float, policy_rejected: float, ref_chosen: float, re
 
 # ---------------------------------------------------------------- the model DPO starts from
 
-def instruct_model(epochs: int = 6, lr: float = 2e-2,
-                   progress: bool = False) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+def instruct_model(progress: bool = False) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """The tiny instruct model preference tuning starts from: the course's tiny base after lesson
-    13's recipe (LoRA on all linear layers, merged), cached after the first run."""
+    13's recipe (`sft.SFT_RECIPES["tiny"]`, LoRA on all linear layers, merged), cached after the
+    first run."""
     from trl import SFTConfig, SFTTrainer
 
-    from course_utils.llm.sft import tokenized_dataset
+    from course_utils.llm.sft import SFT_RECIPES, tokenized_dataset
 
-    base_cfg = clm.INSTRUCT_BASE
-    path = cache_dir("instruct_lm", f"{base_cfg.key()}-sft-e{epochs}-lr{lr}")
+    base_cfg, recipe = clm.INSTRUCT_BASE, SFT_RECIPES["tiny"]
+    tag = f"e{recipe['num_train_epochs']}-lr{recipe['learning_rate']}-b{recipe['per_device_train_batch_size']}"
+    path = cache_dir("instruct_lm", f"{base_cfg.key()}-sft-{tag}")
     if not (path / "config.json").exists():
         model, tok = clm.load_base(base_cfg, progress=progress)
         animals, _ = data.split_animals()
-        convs = data.conversations(animals)
-        args = SFTConfig(**trainer_settings(), num_train_epochs=epochs, learning_rate=lr,
-                         per_device_train_batch_size=16, max_length=None)
+        torch.manual_seed(0)  # the adapter's initial weights, as in lesson 13
+        args = SFTConfig(**trainer_settings(), **recipe)
         with quiet_trl():
             trainer = SFTTrainer(model=model, args=args, processing_class=tok,
-                                 train_dataset=tokenized_dataset(convs, tok), peft_config=lora_config())
+                                 train_dataset=tokenized_dataset(data.conversations(animals), tok),
+                                 peft_config=lora_config())
         train(trainer)
         merged = trainer.model.merge_and_unload()
         with quiet_transformers():

@@ -23,35 +23,55 @@ class Reply:
     stopped: bool
 
 
-@torch.no_grad()
-def reply(model: PreTrainedModel, tok: PreTrainedTokenizerBase, prompt: str | list[dict[str, str]],
-          max_new_tokens: int = 24) -> Reply:
-    """The model's greedy reply to one user prompt (or a list of messages) in its chat template."""
-    model.eval()
+def _prompt_ids(tok: PreTrainedTokenizerBase, prompt: str | list[dict[str, str]]) -> list[int]:
     msgs = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+    return list(tok.apply_chat_template(msgs, add_generation_prompt=True, tokenize=True, return_dict=True)["input_ids"])
+
+
+@torch.no_grad()
+def _generate_batch(model: PreTrainedModel, tok: PreTrainedTokenizerBase, prompts: list[list[int]],
+                    max_new_tokens: int) -> list[Reply]:
+    """Greedy replies to a batch of prompts, left-padded so that every reply starts at the end."""
     device = next(model.parameters()).device
-    ids = tok.apply_chat_template(msgs, add_generation_prompt=True, return_tensors="pt", return_dict=True).to(device)
-    out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False,
+    width = max(len(p) for p in prompts)
+    ids = torch.tensor([[tok.pad_token_id] * (width - len(p)) + p for p in prompts], device=device)
+    mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts], device=device)
+    out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
                          eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
-    new = out[0, ids["input_ids"].shape[1]:].tolist()
-    stopped = tok.eos_token_id in new
-    if stopped:
-        new = new[:new.index(tok.eos_token_id)]
-    return Reply(tok.decode(new, skip_special_tokens=True).strip(), stopped)
+    result = []
+    for row in out[:, width:].tolist():
+        stopped = tok.eos_token_id in row
+        new = row[:row.index(tok.eos_token_id)] if stopped else row
+        result.append(Reply(tok.decode(new, skip_special_tokens=True).strip(), stopped))
+    return result
 
 
 def replies(model: PreTrainedModel, tok: PreTrainedTokenizerBase, prompts: list[str | list[dict[str, str]]],
-            max_new_tokens: int = 24) -> list[Reply]:
-    """Greedy replies to many prompts (one thread for a tiny CPU model)."""
+            max_new_tokens: int = 24, batch_size: int = 32) -> list[Reply]:
+    """The model's greedy replies to user prompts (or lists of messages) in its chat template,
+    generated `batch_size` at a time (one thread for a tiny CPU model)."""
+    if tok.pad_token_id is None:
+        raise ValueError("the tokenizer has no pad token: set one (e.g. tok.pad_token = tok.eos_token) to batch prompts")
+    model.eval()
+    ids = [_prompt_ids(tok, p) for p in prompts]
     with one_thread_on_cpu(model):
-        return [reply(model, tok, p, max_new_tokens) for p in prompts]
+        return [r for i in range(0, len(ids), batch_size)
+                for r in _generate_batch(model, tok, ids[i:i + batch_size], max_new_tokens)]
 
 
-def exact_match(answers: list[Reply], references: list[str]) -> float:
-    """Share of replies that stopped and equal the reference exactly."""
+def reply(model: PreTrainedModel, tok: PreTrainedTokenizerBase, prompt: str | list[dict[str, str]],
+          max_new_tokens: int = 24) -> Reply:
+    """The model's greedy reply to one user prompt (or a list of messages) in its chat template."""
+    return replies(model, tok, [prompt], max_new_tokens)[0]
+
+
+def exact_match(answers: list[Reply | str], references: list[str]) -> float:
+    """Share of answers equal to their reference, word for word: the strictest judge. A `Reply`
+    counts only when the model also ended it itself; a plain string is compared as it is."""
     if len(answers) != len(references) or not answers:
-        raise ValueError(f"{len(answers)} replies for {len(references)} references")
-    return sum(a.stopped and a.text == r for a, r in zip(answers, references)) / len(answers)
+        raise ValueError(f"{len(answers)} answers for {len(references)} references")
+    hit = lambda a, r: (a.stopped and a.text == r) if isinstance(a, Reply) else a == r
+    return sum(hit(a, r) for a, r in zip(answers, references)) / len(answers)
 
 
 def stop_rate(answers: list[Reply]) -> float:
@@ -81,19 +101,24 @@ def rubric_score(answers: list[Reply], prompts: list[tuple[str, str, str]], fact
 
 
 @torch.no_grad()
-def _mean_loss(model: PreTrainedModel, rows: list[tuple[list[int], list[int]]]) -> float:
+def _mean_loss(model: PreTrainedModel, rows: list[tuple[list[int], list[int]]], batch_size: int = 64) -> float:
+    """Mean next-token cross-entropy over the labelled (not -100) positions, right-padded batches."""
     device = next(model.parameters()).device
     total, count = 0.0, 0
     model.eval()
-    for ids, labels in rows:
-        x = torch.tensor([ids], device=device)
-        y = torch.tensor([labels], device=device)
-        logits = model(input_ids=x).logits[0, :-1].float()
-        target = y[0, 1:]
-        keep = target != -100
-        if keep.any():
-            total += torch.nn.functional.cross_entropy(logits[keep], target[keep], reduction="sum").item()
-            count += int(keep.sum())
+    with one_thread_on_cpu(model):
+        for i in range(0, len(rows), batch_size):
+            chunk = rows[i:i + batch_size]
+            width = max(len(ids) for ids, _ in chunk)
+            x = torch.tensor([ids + [0] * (width - len(ids)) for ids, _ in chunk], device=device)
+            mask = torch.tensor([[1] * len(ids) + [0] * (width - len(ids)) for ids, _ in chunk], device=device)
+            y = torch.tensor([labels + [-100] * (width - len(labels)) for _, labels in chunk], device=device)
+            logits = model(input_ids=x, attention_mask=mask).logits[:, :-1].float()
+            target = y[:, 1:]
+            keep = target != -100
+            if keep.any():
+                total += torch.nn.functional.cross_entropy(logits[keep], target[keep], reduction="sum").item()
+                count += int(keep.sum())
     return total / max(count, 1)
 
 

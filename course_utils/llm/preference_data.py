@@ -12,12 +12,13 @@ from typing import Any, Iterable
 
 from course_utils.llm import instruct_data as data
 from course_utils.llm.chat_data import (DEFAULT_ENCODING, MIN_EXAMPLES, Problem, ValidationReport,
-                                        _check_message, count_tokens, get_encoding)
+                                        _check_message, count_tokens, get_encoding, jsonl_objects)
 from course_utils.llm.judging import Reply, rubric
 
-# `full` profile: binarized UltraFeedback. Schema (dataset card): `prompt` (str), `chosen` and
-# `rejected` (each a list of {"role", "content"}: the user turn, then the assistant's reply),
-# `score_chosen` and `score_rejected` (float, 1-10); splits `train` (62.1k rows), `test` (1k rows).
+# `full` profile: binarized UltraFeedback. Schema (dataset card): `chosen` and `rejected` (each a
+# list of {"content", "role"}: the user turn, then the assistant's reply; TRL's "implicit prompt"
+# layout, no separate prompt column), `score_chosen` and `score_rejected` (float64); splits
+# `train` (62,135 rows) and `test` (1,000 rows).
 HUB_PREFERENCE_DATASET = "trl-lib/ultrafeedback_binarized"
 
 PREFERENCE_KEYS = {"input", "preferred_output", "non_preferred_output"}
@@ -119,19 +120,7 @@ def validate_preference_jsonl(path: str | Path, max_tokens: int = 65536, min_exa
     report = ValidationReport(encoding=get_encoding(encoding).name)
     add = lambda line, kind, msg, sev="error": report.problems.append(Problem(line, kind, msg, sev))
     seen: dict[str, int] = {}
-    text = Path(path).read_bytes().decode("utf-8", errors="replace")
-    for line, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        report.n_examples += 1
-        try:
-            ex = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            add(line, "invalid_json", f"not valid JSON ({exc.msg} at column {exc.colno})")
-            continue
-        if not isinstance(ex, dict):
-            add(line, "not_an_object", f"a JSON {type(ex).__name__}, not an object")
-            continue
+    for line, ex in jsonl_objects(path, report, add):
         before = len(report.problems)
         for key in sorted(set(ex) - PREFERENCE_KEYS):
             add(line, "unknown_key", f"unknown top-level key {key!r}")

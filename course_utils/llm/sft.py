@@ -110,6 +110,14 @@ def tokenized_dataset(examples: Iterable[dict[str, Any]], tok: PreTrainedTokeniz
 
 # ---------------------------------------------------------------- trainer settings
 
+# Lesson 13's SFT recipe per profile, also the one lesson 14's tiny instruct model is trained with.
+# `tiny`: measured on seeds 0-2, exact match 0 -> 0.59 and rubric 0.03 -> 0.83 on held-out animals
+# every time; lr 2e-2 for 6 epochs also learns to stop but names a training animal (exact match 0).
+SFT_RECIPES: dict[str, dict[str, Any]] = {
+    "tiny": {"num_train_epochs": 12, "learning_rate": 5e-3, "per_device_train_batch_size": 16, "max_length": None},
+    "full": {"num_train_epochs": 1, "learning_rate": 2e-4, "per_device_train_batch_size": 8, "max_length": 1024},
+}
+
 
 def trainer_settings(device: torch.device | str = "cpu", **overrides) -> dict[str, Any]:
     """Keyword arguments for `SFTConfig`/`DPOConfig` that are plumbing, not the lesson: a scratch
