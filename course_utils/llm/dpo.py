@@ -107,8 +107,8 @@ def dpo_train(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, pairs:
               settings: dict[str, Any] | None = None) -> tuple[PreTrainedModel, list[dict[str, float]]]:
     """LoRA-DPO a causal LM on conversational pairs (`prompt` messages, `chosen`/`rejected`
     assistant messages) with TRL; the frozen model (adapter off) is the reference. `callbacks`
-    (`TrainerCallback`s) see every step; `settings` override `trainer_settings`. Returns (peft model with the trained adapter, log history
-    with `rewards/*` per step)."""
+    (`TrainerCallback`s) see every step; `settings` override `trainer_settings`. Returns (peft
+    model with the trained adapter, log history with `rewards/*` per step)."""
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
 
@@ -117,7 +117,8 @@ def dpo_train(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, pairs:
     if not math.isfinite(beta) or beta <= 0:
         raise ValueError(f"beta must be a positive number, got {beta!r}")
     device = next(model.parameters()).device
-    args = DPOConfig(**trainer_settings(device, seed=seed, data_seed=seed, **(settings or {})), beta=beta, loss_type=["sigmoid"],
+    plumbing = trainer_settings(device, seed=seed, data_seed=seed, **(settings or {}))
+    args = DPOConfig(**plumbing, beta=beta, loss_type=["sigmoid"],
                      num_train_epochs=n_epochs, learning_rate=learning_rate,
                      per_device_train_batch_size=batch_size, max_length=max_length, lr_scheduler_type="linear",
                      warmup_steps=2)

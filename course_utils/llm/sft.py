@@ -242,7 +242,8 @@ def sft_train(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, record
     else:
         rows, loss = openai_to_prompt_completion(records), {"completion_only_loss": True}
     device = next(model.parameters()).device
-    args = SFTConfig(**trainer_settings(device, seed=seed, data_seed=seed, **(settings or {})), num_train_epochs=n_epochs,
+    plumbing = trainer_settings(device, seed=seed, data_seed=seed, **(settings or {}))
+    args = SFTConfig(**plumbing, num_train_epochs=n_epochs,
                      learning_rate=learning_rate, per_device_train_batch_size=batch_size,
                      max_length=max_length, **loss)
     with quiet_trl():

@@ -20,8 +20,9 @@ from course_utils.llm.preference_data import from_openai, validate_preference_js
 METHODS = ("supervised", "dpo")
 MAX_EPOCHS = 50
 MAX_BATCH = 256
-# DPO moves a model away from its reference fast: OpenAI-style 'auto' means a few epochs (TRL's
-# and the DPO paper's usual beta), not the step floor that supervised jobs get
+# 'auto' for DPO: a few epochs, not the step floor supervised jobs get (DPO moves a model away
+# from its reference fast; on the tiny base 3 epochs already flip the held-out style), and beta
+# 0.1, TRL's default
 DPO_AUTO_EPOCHS = 3
 DPO_AUTO_BETA = 0.1
 # Two jobs may train at once in one process (`max_running`), which TRL does not expect: it
@@ -49,7 +50,8 @@ def n_examples(method: str, examples: list[dict[str, Any]]) -> int:
     return len(examples) if method == "dpo" else sum(len(chat_pairs(r)) for r in examples)
 
 
-def resolve_hyperparameters(requested: dict[str, Any], n: int, min_steps: int, method: str = "supervised") -> dict[str, Any]:
+def resolve_hyperparameters(requested: dict[str, Any], n: int, min_steps: int,
+                            method: str = "supervised") -> dict[str, Any]:
     """Replace 'auto' the way the local trainer needs. Supervised: a small LM learns from ~150
     steps, so auto epochs give at least `min_steps` steps (at most MAX_EPOCHS). DPO: auto epochs
     are DPO_AUTO_EPOCHS and auto beta DPO_AUTO_BETA. Auto batch is min(16, n) for both."""
@@ -132,8 +134,8 @@ def train(method: str, model, tok, examples: list[dict[str, Any]], hp: dict[str,
 
 
 class JobProgress(TrainerCallback):
-    """After every logged step: `check()` (raise there to stop: a cancel, a shutdown), then
-    `on_metrics(step, total, data)`; at the end of each of the last three epochs (what OpenAI
+    """After every step `check()` (raise there to stop: a cancel, a shutdown); after every logged
+    step `on_metrics(step, total, data)`; at the end of each of the last three epochs (what OpenAI
     keeps) `on_checkpoint(model, step, data)`."""
 
     def __init__(self, n_epochs: int, check: Callable[[], None],
