@@ -14,7 +14,8 @@ Subpackages by concern, so the code behind any notebook cell is one hop away:
                  generated support tickets (``support_tickets``); lessons 13-14: TRL's SFT
                  (``sft``, ``instruct_data``), DPO (``dpo``, ``preference_data``), ``judging``.
 - ``service/``   the local OpenAI-compatible fine-tuning service: on-disk store (``store``), base
-                 model and training worker (``jobs``), chat completions (``chat``), request models
+                 model and training worker (``jobs``), the SFT/DPO method behind a job
+                 (``training``), chat completions (``chat``), request models
                  (``schemas``), errors (``errors``), FastAPI app and runners (``server``,
                  ``middleware``), and the client-side ``follow_job`` (``client``).
 - ``distributed/`` lesson 15: the data-parallel plan and shared loop (``training``), launching

@@ -16,12 +16,15 @@ from openai.types.chat import ChatCompletion, ChatCompletionChunk
 from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
 from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
 
+from course_utils.llm import instruct_data as data
 from course_utils.llm.causal_lm import style_pairs
 from course_utils.llm.chat_data import chat_example, write_jsonl
+from course_utils.llm.preference_data import to_openai
 from course_utils.service.server import local_service
 from course_utils.service.store import TERMINAL
 
 GPT = "gpt-4o-mini-2024-07-18"
+GPT_DPO = "gpt-4.1-mini-2025-04-14"  # a model OpenAI's DPO guide lists
 JSON_LIMIT, UPLOAD_LIMIT = 256 << 10, 1 << 20
 
 
@@ -307,7 +310,14 @@ def test_bad_hyperparameters_are_400_at_creation(client, train_file, hp, param):
 @pytest.mark.parametrize("options, param", [
     ({"training_file": "file-nope"}, "training_file"), ({"validation_file": "file-nope"}, "validation_file"),
     ({"model": "gpt-5-turbo"}, "model"), ({"suffix": "x" * 65}, "suffix"), ({"seed": -1}, "seed"),
-    ({"method": {"type": "dpo"}}, "method.type"), ({"extra_body": {"bogus": 1}}, "bogus"),
+    ({"method": {"type": "reinforcement"}}, "method.type"), ({"extra_body": {"bogus": 1}}, "bogus"),
+    ({"method": {"type": "dpo", "supervised": {"hyperparameters": {"n_epochs": 2}}}}, "method.supervised"),
+    ({"method": {"type": "supervised", "dpo": {}}}, "method.dpo"),
+    ({"method": {"type": "dpo", "dpo": {"hyperparameters": {"beta": 0}}}}, "method.dpo.hyperparameters.beta"),
+    ({"method": {"type": "dpo", "dpo": {"hyperparameters": {"beta": "high"}}}}, "method.dpo.hyperparameters.beta"),
+    ({"method": {"type": "dpo", "dpo": {"hyperparameters": {"beta": True}}}}, "method.dpo.hyperparameters.beta"),
+    ({"method": {"type": "dpo", "dpo": {"hyperparameters": {"n_epochs": 0}}}}, "method.dpo.hyperparameters.n_epochs"),
+    ({"method": {"type": "dpo", "dpo": {"hyperparameters": {"gamma": 1}}}}, "method.dpo.hyperparameters.gamma"),
 ])
 def test_bad_job_requests_are_400(client, train_file, options, param):
     request = {"model": GPT, "training_file": train_file.id} | options
@@ -324,6 +334,75 @@ def test_malformed_file_fails_the_job_with_an_error(client, tmp_path):
     job = wait(client, client.fine_tuning.jobs.create(model=GPT, training_file=f.id).id)
     assert job.status == "failed" and job.fine_tuned_model is None
     assert job.error.code == "invalid_training_file" and "line 1" in job.error.message
+
+
+# ---------------------------------------------------------------- preference fine-tuning (DPO)
+
+
+def preference_lines(animals):
+    """OpenAI DPO lines about `animals`: the one-word answer preferred over the full sentence
+    the base model gives ("the fox is red .")."""
+    facts = data.world()
+    reply = lambda text: [{"role": "assistant", "content": text}]
+    return [to_openai({"prompt": data.prompt_messages(a, k), "chosen": reply(facts[a][k]),
+                       "rejected": reply(data.answer(a, k, "sentence"))}) for a, k, _ in data.qa_prompts(animals)]
+
+
+def one_word_share(client, model, prompts):
+    replies = [client.chat.completions.create(model=model, messages=m, temperature=0, max_tokens=6)
+               .choices[0].message.content for m in prompts]
+    return sum(len(r.split()) == 1 for r in replies) / len(replies), replies
+
+
+def test_a_dpo_job_moves_held_out_answers_toward_the_preferred_style(client, raw, tmp_path):
+    train_animals, test_animals = data.split_animals()  # held-out prompts ask about other animals
+    f = upload(client, tmp_path, preference_lines(train_animals), "preferences.jsonl")
+    held_out = [data.prompt_messages(a, k) for a, k, _ in data.qa_prompts(test_animals)]
+    before, _ = one_word_share(client, GPT_DPO, held_out)
+    after = {}
+    for seed in (0, 1):
+        job = client.fine_tuning.jobs.create(model=GPT_DPO, training_file=f.id, seed=seed, suffix="terse",
+                                             method={"type": "dpo", "dpo": {"hyperparameters": {"beta": 0.1}}})
+        assert job.method.type == "dpo" and job.method.dpo.hyperparameters.beta == 0.1
+        job = wait(client, job.id)
+        assert job.status == "succeeded", job.error
+        body = raw.get(f"/fine_tuning/jobs/{job.id}").json()
+        FineTuningJob.model_validate(body, strict=True)
+        assert body["method"] == {"type": "dpo", "dpo": {"hyperparameters": {
+            "batch_size": 16, "beta": 0.1, "learning_rate_multiplier": 1.0, "n_epochs": 3}}}  # 'auto' resolved
+        assert body["hyperparameters"] == {"batch_size": 16, "learning_rate_multiplier": 1.0, "n_epochs": 3}
+        assert job.trained_tokens > 0 and job.fine_tuned_model.startswith(f"ft:{GPT_DPO}:course:terse:")
+        events = raw.get(f"/fine_tuning/jobs/{job.id}/events", params={"limit": 1000}).json()["data"]
+        for e in events:
+            FineTuningJobEvent.model_validate(e, strict=True)
+        metrics = [e["data"] for e in events if e["type"] == "metrics"]
+        assert len(metrics) == 12 and {m["total_steps"] for m in metrics} == {12}  # 63 pairs / 16, 3 epochs
+        ckpts = raw.get(f"/fine_tuning/jobs/{job.id}/checkpoints").json()["data"]
+        for c in ckpts:
+            FineTuningJobCheckpoint.model_validate(c, strict=True)
+        assert [c["step_number"] for c in ckpts] == [12, 8, 4]
+        after[seed], replies = one_word_share(client, job.fine_tuned_model, held_out)
+    print(f"held-out one-word share: base {before:.2f}, after DPO {after}")
+    # measured: base 0.00 (it answers in sentences), after DPO 0.96 (seed 0) and 0.89 (seed 1)
+    assert before <= 0.1 and min(after.values()) >= before + 0.6, (before, after, replies)
+
+
+def test_malformed_preference_files_fail_the_job_with_an_error(client, raw, tmp_path):
+    good = preference_lines(data.split_animals()[0])
+    broken = [{k: v for k, v in good[0].items() if k != "non_preferred_output"}] + good[1:]
+    chat_file = upload(client, tmp_path, [chat_example(q, a) for q, a in style_pairs()[0]], "chat.jsonl")
+    cases = [(upload(client, tmp_path, broken, "broken.jsonl").id, None, "training_file", "bad_output"),
+             (chat_file.id, None, "training_file", "unknown_key"),  # a supervised file sent to a DPO job
+             (upload(client, tmp_path, good, "good.jsonl").id, chat_file.id, "validation_file", "unknown_key")]
+    for training, validation, param, kind in cases:
+        job = client.fine_tuning.jobs.create(model=GPT_DPO, training_file=training, validation_file=validation,
+                                             method={"type": "dpo"})
+        assert job.method.dpo.hyperparameters.beta == "auto"
+        job = wait(client, job.id)
+        assert job.status == "failed" and job.fine_tuned_model is None
+        assert job.error.code == f"invalid_{param}" and job.error.param == param
+        assert "line 1" in job.error.message and kind in job.error.message, job.error.message
+        FineTuningJob.model_validate(raw.get(f"/fine_tuning/jobs/{job.id}").json(), strict=True)
 
 
 # ---------------------------------------------------------------- queueing and cancel

@@ -12,10 +12,12 @@ from types import SimpleNamespace
 import pytest
 import torch
 
+from course_utils.llm.causal_lm import style_pairs
 from course_utils.service import jobs as service_jobs
 from course_utils.service.client import follow_job
-from course_utils.service.jobs import MAX_EPOCHS, LocalBase, full_base, resolve_hyperparameters, tiny_base
+from course_utils.service.jobs import MAX_EPOCHS, LocalBase, full_base, tiny_base
 from course_utils.service.store import FolderInUse, Store, atomic_write
+from course_utils.service.training import DPO_AUTO_BETA, DPO_AUTO_EPOCHS, resolve_hyperparameters
 
 
 def test_atomic_write_keeps_the_old_file_when_the_replace_fails(tmp_path, monkeypatch):
@@ -73,12 +75,21 @@ def test_ids_cannot_walk_out_of_the_store(tmp_path):
 
 
 def test_auto_epochs_are_capped_and_explicit_values_kept():
-    base = tiny_base()
-    assert resolve_hyperparameters({"n_epochs": "auto"}, 1, base)["n_epochs"] == MAX_EPOCHS
-    assert resolve_hyperparameters({"n_epochs": "auto"}, 44, base) == \
+    steps = tiny_base().min_steps
+    assert resolve_hyperparameters({"n_epochs": "auto"}, 1, steps)["n_epochs"] == MAX_EPOCHS
+    assert resolve_hyperparameters({"n_epochs": "auto"}, 44, steps) == \
         {"batch_size": 16, "learning_rate_multiplier": 1.0, "n_epochs": 50}
-    assert resolve_hyperparameters({"n_epochs": 2, "batch_size": 4, "learning_rate_multiplier": 0.5}, 10, base) == \
+    assert resolve_hyperparameters({"n_epochs": 2, "batch_size": 4, "learning_rate_multiplier": 0.5}, 10, steps) == \
         {"batch_size": 4, "learning_rate_multiplier": 0.5, "n_epochs": 2}
+
+
+def test_dpo_auto_means_a_few_epochs_and_the_usual_beta():
+    steps = tiny_base().min_steps
+    assert resolve_hyperparameters({}, 44, steps, "dpo") == \
+        {"batch_size": 16, "learning_rate_multiplier": 1.0, "n_epochs": DPO_AUTO_EPOCHS, "beta": DPO_AUTO_BETA}
+    assert resolve_hyperparameters({"beta": 0.5, "n_epochs": 7}, 44, steps, "dpo")["beta"] == 0.5
+    assert resolve_hyperparameters({"beta": 1}, 44, steps, "dpo")["beta"] == 1.0  # a float, as OpenAI reports it
+    assert "beta" not in resolve_hyperparameters({}, 44, steps)
 
 
 def test_full_profile_models_go_to_the_picked_device(monkeypatch):
@@ -100,26 +111,36 @@ def test_full_profile_models_go_to_the_picked_device(monkeypatch):
     assert full_base("cpu").device == "cpu" and tiny_base().device == "cpu"
 
 
-def test_the_worker_trains_with_the_course_lora_function(monkeypatch, tmp_path):
-    """One LoRA training function: the worker calls `causal_lm.lora_finetune`, on the base's device."""
+@pytest.mark.parametrize("method", ["supervised", "dpo"])
+def test_the_worker_trains_with_the_lessons_trl_call(monkeypatch, tmp_path, method):
+    """One training function per method, shared with the lessons: supervised jobs call
+    `llm.sft.sft_train` (lesson 13), DPO jobs `llm.dpo.dpo_train` (lesson 14), on the base's device."""
     seen = {}
 
-    def fake(model, tok, pairs, **kwargs):
-        seen.update(device=next(model.parameters()).device.type, steps=kwargs["steps"])
+    def fake(model, tok, examples, **kwargs):
+        seen.update(device=next(model.parameters()).device.type, epochs=kwargs["n_epochs"],
+                    batch=kwargs["batch_size"], beta=kwargs.get("beta"), first=examples[0])
         raise RuntimeError("stop here")
 
-    monkeypatch.setattr(service_jobs, "lora_finetune", fake)
+    monkeypatch.setattr(f"course_utils.llm.{'dpo.dpo' if method == 'dpo' else 'sft.sft'}_train", fake)
+    from course_utils.llm import instruct_data as data
     from course_utils.llm.causal_lm import load_base
-    from course_utils.llm.causal_lm import style_pairs
     from course_utils.llm.chat_data import chat_example, write_jsonl
+    from course_utils.llm.preference_data import preference_rows, ranked_answers, to_openai
 
     store = Store(tmp_path)
-    path = write_jsonl([chat_example(q, a) for q, a in style_pairs()[0]], tmp_path / "t.jsonl")
+    if method == "dpo":
+        lines = [to_openai(r) for r in preference_rows(ranked_answers(data.split_animals()[0]))]
+    else:
+        lines = [chat_example(q, a) for q, a in style_pairs()[0]]
+    path = write_jsonl(lines, tmp_path / "t.jsonl")
     with open(path, "rb") as fh:
         f = store.add_file(fh, "t.jsonl", "fine-tune")
     worker = service_jobs.Worker(store, LocalBase("tiny", lambda: load_base(progress=False)))
-    job = service_jobs.new_job({"model": "tiny", "training_file": f["id"], "seed": 0,
-                                "hyperparameters": {"n_epochs": 2, "batch_size": 16, "learning_rate_multiplier": 1}},
+    hp = {"n_epochs": 2, "batch_size": 16, "learning_rate_multiplier": 1}
+    job = service_jobs.new_job({"model": "tiny", "training_file": f["id"], "seed": 0, "hyperparameters": hp,
+                                "method": {"type": method, method: {"hyperparameters": {**hp, "beta": 0.3}
+                                                                    if method == "dpo" else hp}}},
                                worker.base, "course")
     store.save_job(job)
     worker.submit(job["id"])
@@ -128,7 +149,11 @@ def test_the_worker_trains_with_the_course_lora_function(monkeypatch, tmp_path):
         assert time.time() < deadline
         time.sleep(0.05)
     worker.stop()
-    assert seen == {"device": "cpu", "steps": 8}
+    assert seen["device"] == "cpu" and (seen["epochs"], seen["batch"]) == (2, 16)
+    if method == "dpo":  # TRL's conversational pairs, converted from OpenAI's lines
+        assert seen["beta"] == 0.3 and set(seen["first"]) == {"prompt", "chosen", "rejected"}
+    else:  # OpenAI chat records as they are
+        assert seen["first"] == lines[0]
     error = store.job(job["id"])["error"]
     assert error["code"] == "internal_error" and "stop here" not in error["message"]
 
@@ -164,3 +189,35 @@ def test_full_base_loads_qwen_in_the_lessons_precision(monkeypatch, capability, 
     base = service_jobs.full_base(device=torch.device("cuda"))
     base.loader()
     assert asked == [("full", {"dtype": dtype})]
+
+
+@pytest.mark.parametrize("method", ["supervised", "dpo"])
+def test_a_job_starting_mid_training_does_not_reset_the_running_trainer(method):
+    """`max_running` > 1: a second job builds its TRL config while the first trains. Every
+    TrainingArguments resets accelerate's process-wide state unless told to reuse it, and the
+    running trainer then fails at its next step; the service's settings make it reuse the state."""
+    from transformers import TrainerCallback
+    from trl import SFTConfig
+
+    from course_utils.llm import instruct_data as data
+    from course_utils.llm.causal_lm import load_base
+    from course_utils.llm.chat_data import chat_example
+    from course_utils.llm.preference_data import preference_rows, ranked_answers
+    from course_utils.llm.sft import trainer_settings
+    from course_utils.service import training
+
+    class SecondJobArrives(TrainerCallback):
+        steps = 0
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 1:  # what the other job's worker thread does meanwhile
+                SFTConfig(**trainer_settings(**training.SHARED_STATE)).device
+            self.steps = state.global_step
+
+    model, tok = load_base(progress=False)
+    examples = preference_rows(ranked_answers(data.split_animals()[0][:4])) if method == "dpo" else \
+        [chat_example(q, a) for q, a in style_pairs()[0][:16]]
+    hp = {"n_epochs": 1, "batch_size": 4, "beta": 0.1}
+    progress = SecondJobArrives()
+    training.train(method, model, tok, examples, hp, 0, 5e-3, progress)
+    assert progress.steps >= 3

@@ -267,8 +267,9 @@ def lora_finetune(model: PreTrainedModel, tok, pairs: list[tuple[str, str]], r: 
                   alpha: int = 16, target_modules: tuple[str, ...] = ("q_proj", "v_proj"),
                   config: "peft.LoraConfig | None" = None, **train_kwargs) -> tuple[PreTrainedModel, list[float]]:
     """Wrap a causal LM in a fresh LoRA adapter (`config`, a `LoraConfig`, or one built from r,
-    alpha and target_modules) and fine-tune it on chat pairs: the one call the lessons and the
-    local fine-tuning service use. Returns (peft model, losses)."""
+    alpha and target_modules) and fine-tune it on chat pairs with the course's own loop: the one
+    call lesson 08 uses (the fine-tuning service and lessons 13-14 train with TRL: `llm.sft`, `llm.dpo`).
+    Returns (peft model, losses)."""
     torch.manual_seed(train_kwargs.get("seed", 0))
     if config is None:
         peft_model = add_lora(model, r, alpha, target_modules)

@@ -102,9 +102,12 @@ def reward_curves(history: list[dict[str, float]]) -> dict[str, list[float]]:
 def dpo_train(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, pairs: list[dict[str, Any]],
               beta: float = 0.1, n_epochs: int = 3, learning_rate: float = 1e-2, batch_size: int = 8,
               lora_r: int = 8, lora_alpha: int = 16, target_modules: str | list[str] = "all-linear",
-              seed: int = 0, max_length: int | None = 512) -> tuple[PreTrainedModel, list[dict[str, float]]]:
+              seed: int = 0, max_length: int | None = 512,
+              callbacks: list | None = None,
+              settings: dict[str, Any] | None = None) -> tuple[PreTrainedModel, list[dict[str, float]]]:
     """LoRA-DPO a causal LM on conversational pairs (`prompt` messages, `chosen`/`rejected`
-    assistant messages) with TRL; the frozen model (adapter off) is the reference. Returns (peft
+    assistant messages) with TRL; the frozen model (adapter off) is the reference. `callbacks`
+    (`TrainerCallback`s) see every step; `settings` override `trainer_settings`. Returns (peft
     model with the trained adapter, log history with `rewards/*` per step)."""
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
@@ -114,13 +117,15 @@ def dpo_train(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, pairs:
     if not math.isfinite(beta) or beta <= 0:
         raise ValueError(f"beta must be a positive number, got {beta!r}")
     device = next(model.parameters()).device
-    args = DPOConfig(**trainer_settings(device, seed=seed, data_seed=seed), beta=beta, loss_type=["sigmoid"],
+    plumbing = trainer_settings(device, seed=seed, data_seed=seed, **(settings or {}))
+    args = DPOConfig(**plumbing, beta=beta, loss_type=["sigmoid"],
                      num_train_epochs=n_epochs, learning_rate=learning_rate,
                      per_device_train_batch_size=batch_size, max_length=max_length, lr_scheduler_type="linear",
                      warmup_steps=2)
     rows = [{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"]} for p in pairs]
     with quiet_trl():
         trainer = DPOTrainer(model=model, args=args, processing_class=tokenizer,
-                             train_dataset=Dataset.from_list(rows), peft_config=lora_config(target_modules, lora_r, lora_alpha))
+                             train_dataset=Dataset.from_list(rows), callbacks=callbacks,
+                             peft_config=lora_config(target_modules, lora_r, lora_alpha))
     history = train(trainer)
     return trainer.model, history

@@ -221,10 +221,13 @@ def openai_to_prompt_completion(records: Iterable[dict[str, Any]]) -> list[dict[
 def sft_train(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, records: list[dict[str, Any]],
               n_epochs: int = 3, learning_rate: float = 5e-3, batch_size: int = 8, lora_r: int = 8,
               lora_alpha: int = 16, target_modules: str | list[str] = "all-linear", seed: int = 0,
-              max_length: int | None = 512) -> tuple[PreTrainedModel, list[dict[str, float]]]:
+              max_length: int | None = 512, callbacks: list | None = None,
+              settings: dict[str, Any] | None = None) -> tuple[PreTrainedModel, list[dict[str, float]]]:
     """LoRA-SFT a causal LM on OpenAI-format chat records (`{"messages": [...]}`) with TRL, loss on
     the assistant replies only: `assistant_only_loss` on whole chats when the template marks its
     `{% generation %}` spans (as in lesson 13), else one prompt-completion row per trained turn.
+    `callbacks` (TRL/transformers `TrainerCallback`s) see every step, e.g. the service's progress;
+    `settings` override `trainer_settings` (plumbing such as `accelerator_config`).
     Returns (peft model with the trained adapter, log history)."""
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
@@ -239,12 +242,13 @@ def sft_train(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, record
     else:
         rows, loss = openai_to_prompt_completion(records), {"completion_only_loss": True}
     device = next(model.parameters()).device
-    args = SFTConfig(**trainer_settings(device, seed=seed, data_seed=seed), num_train_epochs=n_epochs,
+    plumbing = trainer_settings(device, seed=seed, data_seed=seed, **(settings or {}))
+    args = SFTConfig(**plumbing, num_train_epochs=n_epochs,
                      learning_rate=learning_rate, per_device_train_batch_size=batch_size,
                      max_length=max_length, **loss)
     with quiet_trl():
         trainer = SFTTrainer(model=model, args=args, processing_class=tokenizer,
-                             train_dataset=Dataset.from_list(rows),
+                             train_dataset=Dataset.from_list(rows), callbacks=callbacks,
                              peft_config=lora_config(target_modules, lora_r, lora_alpha))
     history = train(trainer)
     return trainer.model, history

@@ -1,6 +1,7 @@
 """The engine behind the local OpenAI-compatible service: the local base model that stands in for
 OpenAI's fine-tunable models, and the worker that validates a job's files, queues it, and
-LoRA-fine-tunes the base model on it with the course's one training function."""
+LoRA-fine-tunes the base model on it with the lessons' TRL call for the job's method
+(`service.training`: supervised -> SFT, dpo -> DPO)."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ from typing import Any, Callable
 
 import torch
 
-from course_utils.llm.causal_lm import chat_batch, lora_finetune
-from course_utils.llm.chat_data import chat_pairs, read_jsonl, validate_jsonl
 from course_utils.profile import pick_device
+from course_utils.service import training
 from course_utils.service.store import Store, new_id
+from course_utils.service.training import MAX_BATCH, MAX_EPOCHS, JobProgress  # noqa: F401 (limits re-exported)
 
 log = logging.getLogger(__name__)
 # OpenAI's models that take supervised fine-tuning (platform.openai.com/docs/guides/fine-tuning,
@@ -26,8 +27,6 @@ log = logging.getLogger(__name__)
 OPENAI_FINETUNABLE = ("gpt-4.1-2025-04-14", "gpt-4.1-mini-2025-04-14", "gpt-4.1-nano-2025-04-14",
                       "gpt-4o-2024-08-06", "gpt-4o-mini-2024-07-18", "gpt-4-0613",
                       "gpt-3.5-turbo-0125", "gpt-3.5-turbo-1106", "gpt-3.5-turbo-0613")
-MAX_EPOCHS = 50
-MAX_BATCH = 256
 INTERRUPTED = "service_interrupted"
 # transformers builds a model under a process-wide meta-device context, so two threads loading at
 # once can corrupt each other's model: the service loads one model at a time
@@ -42,7 +41,12 @@ class LocalBase:
     loader: Callable[[], tuple[Any, Any]]
     device: torch.device | str = "cpu"
     learning_rate: float = 5e-3
-    min_steps: int = 150  # 'auto' epochs give at least this many optimizer steps
+    min_steps: int = 150  # 'auto' epochs of a supervised job give at least this many optimizer steps
+    dpo_learning_rate: float | None = None  # DPO jobs' base rate; None: `learning_rate`
+
+    def rate(self, method: str) -> float:
+        """The base learning rate of a method, before the job's multiplier."""
+        return (self.dpo_learning_rate or self.learning_rate) if method == "dpo" else self.learning_rate
 
     def load(self) -> tuple[Any, Any]:
         """A fresh copy of the model, on the service's device, and its tokenizer."""
@@ -71,21 +75,9 @@ def full_base(device: torch.device | str | None = None) -> LocalBase:
     device = device if device is not None else pick_device()
     # the lessons' precision rule: bf16 on Ampere or newer, fp32 for Qwen below (fp16 overflows)
     dtype = torch_dtype(mixed_precision(device, FULL_CAUSAL_LM))
-    return LocalBase("qwen2.5-0.5b-instruct", lambda: load_causal_lm("full", dtype=dtype), device, 2e-4, 60)
-
-
-def resolve_hyperparameters(requested: dict[str, Any], n_pairs: int, base: LocalBase) -> dict[str, Any]:
-    """Replace 'auto' the way the local trainer needs: a small LM learns from ~150 steps, so auto
-    epochs give at least `base.min_steps` steps (at most MAX_EPOCHS); auto batch is min(16, n)."""
-    batch = requested.get("batch_size", "auto")
-    batch = min(16, n_pairs) if batch == "auto" else batch
-    per_epoch = math.ceil(n_pairs / batch)
-    epochs = requested.get("n_epochs", "auto")
-    if epochs == "auto":
-        epochs = min(MAX_EPOCHS, max(3, math.ceil(base.min_steps / per_epoch)))
-    lr_mult = requested.get("learning_rate_multiplier", "auto")
-    return {"batch_size": batch, "learning_rate_multiplier": 1.0 if lr_mult == "auto" else float(lr_mult),
-            "n_epochs": epochs}
+    # supervised: the usual LoRA rate; DPO: lesson 14's `full` rate
+    return LocalBase("qwen2.5-0.5b-instruct", lambda: load_causal_lm("full", dtype=dtype), device,
+                     learning_rate=2e-4, min_steps=60, dpo_learning_rate=5e-5)
 
 
 class Stopped(Exception):
@@ -156,29 +148,34 @@ class Worker:
             self.store.add_event(job_id, message, "error")
         self.store.discard_models(job_id)
 
-    def _check_file(self, job_id: str, file_id: str, param: str) -> list[tuple[str, str]] | None:
+    def _check_file(self, job_id: str, file_id: str, param: str, method: str) -> list[dict[str, Any]] | None:
         path = self.store.file_path(file_id)
         if not path.exists():
             return self._fail(job_id, f"The {param.replace('_', ' ')} {file_id} was deleted.", "invalid_file", param)
-        report = validate_jsonl(path)
+        report = training.validate_file(method, path)
         if not report.ok:
-            return self._fail(job_id, f"The {param.replace('_', ' ')} has {len(report.errors)} problem(s); "
-                                      f"first: {report.errors[0]}. Fix them and upload the file again.",
+            what = "preference (DPO) file" if method == "dpo" else "file"
+            return self._fail(job_id, f"The {param.replace('_', ' ')} ({what}) has {len(report.errors)} "
+                                      f"problem(s); first: {report.errors[0]}. Fix them and upload the file again.",
                               f"invalid_{param}", param)
-        return [p for ex in read_jsonl(path) for p in chat_pairs(ex)]
+        return training.read_examples(method, path)
 
     def _validate(self, job_id: str) -> None:
         job = self.store.job(job_id)
         if job is None or job["status"] != "validating_files":
             return
+        method = job["method"]["type"]
         self.store.add_event(job_id, "Validating training file: " + job["training_file"])
-        pairs = self._check_file(job_id, job["training_file"], "training_file")
-        if pairs is None or (job["validation_file"] and
-                             self._check_file(job_id, job["validation_file"], "validation_file") is None):
+        examples = self._check_file(job_id, job["training_file"], "training_file", method)
+        if examples is None or (job["validation_file"] and
+                                self._check_file(job_id, job["validation_file"], "validation_file", method) is None):
             return
-        hp = resolve_hyperparameters(job["hyperparameters"], len(pairs), self.base)
-        if self.store.update_job(job_id, status="queued", hyperparameters=hp,
-                                 method={"type": "supervised", "supervised": {"hyperparameters": hp}}):
+        requested = job["method"][method]["hyperparameters"]
+        hp = training.resolve_hyperparameters(requested, training.n_examples(method, examples),
+                                              self.base.min_steps, method)
+        top = {k: hp[k] for k in ("batch_size", "learning_rate_multiplier", "n_epochs")}
+        if self.store.update_job(job_id, status="queued", hyperparameters=top,
+                                 method=training.method_object(method, hp)):
             self.store.add_event(job_id, "Files validated, moving job to queued state")
             self.training.put(job_id)
 
@@ -187,45 +184,49 @@ class Worker:
         job = store.update_job(job_id, status="running") if job_id not in self.cancelled else None
         if job is None:  # cancelled while it waited
             return
-        pairs = [p for ex in read_jsonl(store.file_path(job["training_file"])) for p in chat_pairs(ex)]
-        hp = job["hyperparameters"]
-        per_epoch = math.ceil(len(pairs) / hp["batch_size"])
+        method = job["method"]["type"]
+        hp = job["method"][method]["hyperparameters"]
+        examples = training.read_examples(method, store.file_path(job["training_file"]))
+        n = training.n_examples(method, examples)
+        per_epoch = math.ceil(n / hp["batch_size"])
         total = per_epoch * hp["n_epochs"]
-        store.add_event(job_id, f"Fine-tuning job started: {len(pairs)} examples, {total} steps, "
+        what = "preference pairs" if method == "dpo" else "examples"
+        store.add_event(job_id, f"Fine-tuning job started ({method}): {n} {what}, {total} steps, "
                                 f"local base model {self.base.name} on {torch.device(self.base.device).type}")
         name, folder = self.model_name(job), store.root / "models" / job_id
         saved: dict[str, Path] = {}
         checkpoints: list[dict[str, Any]] = []
 
-        def on_step(model, step: int, loss: float, batch: dict[str, torch.Tensor]) -> None:
+        def check() -> None:
             if job_id in self.cancelled:
                 raise Stopped("cancelled")
             if self.stopping.is_set():
                 raise Stopped("the service is stopping")
-            store.add_event(job_id, f"Step {step}/{total}: training loss={loss:.4f}", kind="metrics",
-                            data={"step": step, "train_loss": loss, "total_steps": total})
-            if step % per_epoch == 0 and step > total - 3 * per_epoch:  # OpenAI keeps the last 3 epochs
-                ckpt = f"{name}:ckpt-step-{step}"
-                saved[ckpt] = folder / f"step-{step}"
-                model.save_pretrained(saved[ckpt])
-                checkpoints.insert(0, {"id": new_id("ftckpt"), "object": "fine_tuning.job.checkpoint",
-                                       "created_at": int(time.time()), "fine_tuned_model_checkpoint": ckpt,
-                                       "fine_tuning_job_id": job_id, "step_number": step,
-                                       "metrics": {"step": step, "train_loss": loss}})
+
+        def on_metrics(step: int, steps: int, data: dict[str, float]) -> None:
+            store.add_event(job_id, f"Step {step}/{steps}: training loss={data['train_loss']:.4f}", kind="metrics",
+                            data={**data, "total_steps": steps})
+
+        def on_checkpoint(model, step: int, metrics: dict[str, float]) -> None:
+            ckpt = f"{name}:ckpt-step-{step}"
+            saved[ckpt] = folder / f"step-{step}"
+            model.save_pretrained(saved[ckpt])
+            saved[name] = saved[ckpt]  # the last one saved is the final model
+            checkpoints.insert(0, {"id": new_id("ftckpt"), "object": "fine_tuning.job.checkpoint",
+                                   "created_at": int(time.time()), "fine_tuned_model_checkpoint": ckpt,
+                                   "fine_tuning_job_id": job_id, "step_number": step, "metrics": metrics})
 
         model, tok = self.base.load()
-        # OpenAI's trained_tokens: the training file's tokens times the epochs (what it bills)
-        tokens = int(chat_batch(tok, pairs)["attention_mask"].sum()) * hp["n_epochs"]
+        tokens = training.trained_tokens(method, tok, examples, hp["n_epochs"])
+        progress = JobProgress(hp["n_epochs"], check, on_metrics, on_checkpoint)
         try:
-            lora_finetune(model, tok, pairs, steps=total, batch_size=hp["batch_size"], seed=job["seed"],
-                          lr=self.base.learning_rate * hp["learning_rate_multiplier"], progress=False,
-                          on_step=on_step)
+            training.train(method, model, tok, examples, hp, job["seed"],
+                           self.base.rate(method) * hp["learning_rate_multiplier"], progress)
         except Stopped:
             if job_id not in self.cancelled:
                 return self._fail(job_id, "The service was stopped while this job was running; create "
                                           "the job again.", INTERRUPTED, None)
             return store.discard_models(job_id)
-        saved[name] = saved[f"{name}:ckpt-step-{total}"]
         final = (f"New fine-tuned model created: {name}", "The job has successfully completed")
         if store.publish(job_id, saved, checkpoints, events=final, fine_tuned_model=name,
                          trained_tokens=tokens, finished_at=int(time.time())) is None:
@@ -239,7 +240,8 @@ class Worker:
 
 def new_job(request: dict[str, Any], base: LocalBase, org: str) -> dict[str, Any]:
     """The `fine_tuning.job` object for a validated creation request, in status validating_files;
-    an OpenAI base name is recorded as asked, with the local model that stands in for it."""
+    an OpenAI base name is recorded as asked, with the local model that stands in for it. The
+    request's `method` (OpenAI's shape) defaults to supervised with its `hyperparameters`."""
     hp = request["hyperparameters"]
     metadata = dict(request.get("metadata") or {})
     metadata["local_base_model"] = base.name
@@ -249,5 +251,5 @@ def new_job(request: dict[str, Any], base: LocalBase, org: str) -> dict[str, Any
             "seed": request["seed"], "status": "validating_files", "trained_tokens": None,
             "training_file": request["training_file"], "validation_file": request.get("validation_file"),
             "estimated_finish": None, "integrations": [], "metadata": metadata,
-            "method": {"type": "supervised", "supervised": {"hyperparameters": hp}},
+            "method": request.get("method") or training.method_object("supervised", hp),
             "user_provided_suffix": request.get("suffix")}

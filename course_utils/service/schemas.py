@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints
 from pydantic_core import PydanticCustomError
 
-from course_utils.service.jobs import MAX_BATCH, MAX_EPOCHS
+from course_utils.service.training import MAX_BATCH, MAX_EPOCHS
 
 
 class Strict(BaseModel):
@@ -46,15 +46,38 @@ class Hyperparameters(Strict):
     n_epochs: Annotated[Any, AfterValidator(_auto_or_int(1, MAX_EPOCHS))] = "auto"
 
 
+class DpoHyperparameters(Hyperparameters):
+    """DPO's hyperparameters: the supervised ones plus beta, the strength of the pull toward the
+    reference model (OpenAI's DpoHyperparameters)."""
+
+    beta: Annotated[Any, AfterValidator(_auto_or_multiplier)] = "auto"
+
+
 class Supervised(Strict):
     hyperparameters: Hyperparameters | None = None
 
 
+class Dpo(Strict):
+    hyperparameters: DpoHyperparameters | None = None
+
+
 class Method(Strict):
+    """OpenAI's `method`: its type, and at most the settings block of that type."""
+
     type: Literal["supervised", "dpo", "reinforcement"]
     supervised: Supervised | None = None
-    dpo: dict[str, Any] | None = None
+    dpo: Dpo | None = None
     reinforcement: dict[str, Any] | None = None
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """The hyperparameters set in the block of this method's type (none set: {})."""
+        block = getattr(self, self.type)
+        hp = block.hyperparameters if isinstance(block, (Supervised, Dpo)) else None
+        return hp.model_dump(exclude_unset=True) if hp is not None else {}
+
+    def stray_block(self) -> str | None:
+        """The name of a settings block given for another type than `type`, if any."""
+        return next((k for k in ("supervised", "dpo", "reinforcement") if k != self.type and getattr(self, k)), None)
 
 
 Key = Annotated[str, StringConstraints(max_length=64)]

@@ -25,6 +25,7 @@ from course_utils.service.jobs import OPENAI_FINETUNABLE, LocalBase, Worker, new
 from course_utils.service.middleware import ApiKey, BodyLimit, ServerErrors
 from course_utils.service.schemas import ChatRequest, JobRequest
 from course_utils.service.store import Store
+from course_utils.service.training import METHODS, method_object
 
 DEFAULT_KEY = "sk-local-course"
 PURPOSES = ("fine-tune", "batch", "assistants", "user_data", "evals", "vision")
@@ -64,16 +65,22 @@ class Service:
             if meta is None or meta["purpose"] != "fine-tune":
                 raise ApiError(400, f"Invalid file id '{short(file_id)}' for {param}: upload the file with "
                                     "purpose 'fine-tune' first.", param, "invalid_file")
-        if req.method is not None and req.method.type != "supervised":
-            raise ApiError(400, f"Only 'supervised' fine-tuning runs on this local service, not "
-                                f"'{req.method.type}'.", "method.type", "unsupported_method")
-        hp = (req.hyperparameters.model_dump() if req.hyperparameters else {})
-        if req.method is not None and req.method.supervised and req.method.supervised.hyperparameters:
-            hp.update(req.method.supervised.hyperparameters.model_dump())
+        method = req.method.type if req.method is not None else "supervised"
+        if method not in METHODS:
+            raise ApiError(400, f"This local service runs {' and '.join(repr(m) for m in METHODS)} fine-tuning, "
+                                f"not '{method}'.", "method.type", "unsupported_method")
+        if req.method is not None and (stray := req.method.stray_block()):
+            raise ApiError(400, f"method.{stray} was given for a job of type '{method}'; give the settings "
+                                f"in method.{method}.", f"method.{stray}", "invalid_value")
+        hp = req.hyperparameters.model_dump(exclude_unset=True) if req.hyperparameters else {}
+        if req.method is not None:
+            hp.update(req.method.hyperparameters())
+        keys = ("batch_size", "beta", "learning_rate_multiplier", "n_epochs") if method == "dpo" else \
+            ("batch_size", "learning_rate_multiplier", "n_epochs")
+        hp = {k: hp.get(k, "auto") for k in keys}
         request = req.model_dump()
-        request.update(hyperparameters={k: hp.get(k, "auto") for k in ("batch_size", "learning_rate_multiplier",
-                                                                      "n_epochs")},
-                       seed=42 if req.seed is None else req.seed)
+        request.update(hyperparameters={k: v for k, v in hp.items() if k != "beta"},
+                       method=method_object(method, hp), seed=42 if req.seed is None else req.seed)
         job = new_job(request, self.base, self.org)
         self.store.save_job(job)
         self.store.add_event(job["id"], f"Created fine-tuning job: {job['id']}")
