@@ -11,7 +11,8 @@ Subpackages by concern, so the code behind any notebook cell is one hop away:
 - ``llm/``       lessons 08-11: the generated world the tiny LMs learn and their chat layouts
                  (``tiny_world``), the tiny causal LM and LoRA (``causal_lm``), quantisation and memory
                  (``peft_tools``), method comparison (``methods``), chat JSONL (``chat_data``),
-                 generated support tickets (``support_tickets``); lessons 13-14: TRL's SFT
+                 tokens to dollars (``billing``), generated support tickets (``support_tickets``);
+                 lessons 13-14: TRL's SFT
                  (``sft``, ``instruct_data``), DPO (``dpo``, ``preference_data``), ``judging``.
 - ``service/``   the local OpenAI-compatible fine-tuning service: on-disk store (``store``), base
                  model and training worker (``jobs``), the SFT/DPO method behind a job

@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from course_utils.llm.chat_data import (ERROR_KINDS, WARNING_KINDS, chat_example, chat_pairs,
-                                    count_tokens, default_epochs, estimate_cost, price_table,
-                                    read_jsonl, records_to_chat, validate_jsonl, write_jsonl)
+from course_utils.llm.billing import default_epochs, estimate_cost, price_table
+from course_utils.llm.chat_data import (ERROR_KINDS, WARNING_KINDS, chat_example, chat_pairs, count_tokens,
+                                        read_jsonl, records_to_chat, validate_jsonl, write_jsonl)
 
 GOOD = [chat_example(f"question {i} ?", f"answer number {i}", system="be brief") for i in range(12)]
 
