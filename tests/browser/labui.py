@@ -123,6 +123,7 @@ def replace_cell_source(page: Any, index: int, text: str) -> None:
     code_cell(page, index).locator(".cm-content").click()
     page.keyboard.press("Control+a")
     _type_line(page, text)
+    page.keyboard.press("Control+Home")  # scroll the editor back to the line's start
     page.keyboard.press("Escape")
 
 
@@ -152,6 +153,19 @@ def image_size(img: Any) -> tuple[float, float]:
     """The rendered width and height of an <img>, (0, 0) when it did not load."""
     return tuple(img.evaluate("i => i.complete && i.naturalWidth > 0 ? [i.getBoundingClientRect().width,"
                               " i.getBoundingClientRect().height] : [0, 0]"))
+
+
+def painted_share(img: Any) -> float:
+    """The share of an <img>'s pixels that are drawn (opaque and not white): a broken or
+    truncated picture still has a size, but nothing painted."""
+    return img.evaluate("""i => { const c = document.createElement('canvas');
+        c.width = i.naturalWidth; c.height = i.naturalHeight;
+        if (!c.width || !c.height) return 0;
+        const g = c.getContext('2d'); g.drawImage(i, 0, 0);
+        const d = g.getImageData(0, 0, c.width, c.height).data; let n = 0;
+        for (let k = 0; k < d.length; k += 4)
+            if (d[k + 3] > 128 && (d[k] < 230 || d[k + 1] < 230 || d[k + 2] < 230)) n++;
+        return n / (c.width * c.height); }""")
 
 
 def wait_image_changes(container: Any, css: str, src: str, timeout_ms: float = 60_000) -> None:

@@ -30,6 +30,7 @@ def test_report_shows_the_plot_and_every_verdict_and_fetches_nothing(
     page.on("request", lambda r: requested.append(r.url))
     # anything not from the file itself is recorded above and refused here, never fetched
     page.route(re.compile(r"^(?!file:|data:)"), lambda route: route.abort())
+    page.set_viewport_size({"width": 1000, "height": 760})
     page.goto(report.as_uri())
     page.wait_for_load_state("load")
 
@@ -37,6 +38,9 @@ def test_report_shows_the_plot_and_every_verdict_and_fetches_nothing(
     assert plot.count() == 1 and plot.is_visible()
     width, height = labui.image_size(plot)
     assert width > 200 and height > 100, (width, height)
+    # two bars at a pass rate of 50% paint about a quarter of the picture (0.27 measured); a
+    # truncated or blank picture keeps its size but paints next to nothing (half a PNG: 0.014)
+    assert labui.painted_share(plot) > 0.1
 
     rows = page.evaluate("""() => [...document.querySelectorAll('table')].map(t =>
         [...t.querySelectorAll('tr')].slice(1).map(r => [...r.cells].map(c => c.innerText)))""")
