@@ -8,16 +8,13 @@ missing; `.ci/run` installs both, so in CI they run. Screenshots go to test-arti
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from labserver import CHROMIUM, CHROMIUM_ARGS, ROOT, LabServer, start_lab
+from harness import CHROMIUM, CHROMIUM_ARGS, ROOT, GradingRun, LabServer, new_page, start_lab
 
 
 def require_browser() -> None:
@@ -72,48 +69,10 @@ def lab(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LabServer]:
     server.stop()
 
 
-def new_page(context: Any, request: pytest.FixtureRequest, artifacts: Path) -> Iterator[Any]:
-    """A page that screenshots itself when the test (or tests) using it failed, then closes."""
-    page = context.new_page()
-    yield page
-    nodes = [request.node] if isinstance(request.node, pytest.Item) else [
-        item for item in request.session.items if item.path == request.path]
-    for node in nodes:
-        report = getattr(node, "report_call", None)
-        if report is not None and report.failed:
-            page.screenshot(path=str(artifacts / f"FAILED-{node.name}.png"), full_page=True)
-            break
-    page.close()
-
-
 @pytest.fixture
 def page(browser_context: Any, request: pytest.FixtureRequest, artifacts: Path) -> Iterator[Any]:
     """A fresh browser tab for one test."""
     yield from new_page(browser_context, request, artifacts)
-
-
-class GradingRun:
-    """`course check --report grades.html` running in the background since the session began."""
-
-    def __init__(self, folder: Path) -> None:
-        self.report = folder / "grades.html"
-        self.submissions = ["lessons/00_setup.ipynb", "solutions/00_setup.ipynb"]
-        for name in self.submissions:
-            (folder / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(ROOT / name, folder / name)
-        self.log = folder / "course-check.log"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "course_utils.cli", "check", *self.submissions, "--jobs", "2",
-             "--report", str(self.report)],
-            cwd=folder, stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
-            env=dict(os.environ, PYTHONPATH=str(ROOT)))
-
-    def wait(self, timeout: float = 600) -> Path:
-        """The report, once grading ended (exit 1: the untouched lesson is not attempted)."""
-        code = self.process.wait(timeout)
-        if code not in (0, 1) or not self.report.is_file():
-            raise RuntimeError(f"course check exited with {code}:\n{self.log.read_text()[-3000:]}")
-        return self.report
 
 
 @pytest.fixture(scope="session")

@@ -15,8 +15,7 @@ import nbformat
 import pytest
 
 import labui
-from conftest import new_page
-from labserver import ROOT, LabServer
+from harness import ROOT, LabServer, new_page
 
 pytestmark = pytest.mark.browser
 

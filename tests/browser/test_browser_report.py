@@ -11,8 +11,7 @@ import nbformat
 import pytest
 
 import labui
-from conftest import GradingRun
-from labserver import ROOT
+from harness import ROOT, GradingRun
 
 pytestmark = pytest.mark.browser
 

@@ -1,4 +1,4 @@
-"""A real `jupyter lab` server and a headless Chromium for the browser tests."""
+"""The browser tests' harness: a real `jupyter lab`, headless Chromium pages, a grading run."""
 
 from __future__ import annotations
 
@@ -11,8 +11,12 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 import course_utils
 
@@ -104,3 +108,41 @@ def start_lab(scratch: Path, timeout: float = 90) -> LabServer:
             time.sleep(0.5)
     server.stop()
     raise RuntimeError(f"jupyter lab did not answer within {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+def new_page(context: Any, request: pytest.FixtureRequest, artifacts: Path) -> Iterator[Any]:
+    """A page that screenshots itself when the test (or tests) using it failed, then closes."""
+    page = context.new_page()
+    yield page
+    nodes = [request.node] if isinstance(request.node, pytest.Item) else [
+        item for item in request.session.items if item.path == request.path]
+    for node in nodes:
+        report = getattr(node, "report_call", None)
+        if report is not None and report.failed:
+            page.screenshot(path=str(artifacts / f"FAILED-{node.name}.png"), full_page=True)
+            break
+    page.close()
+
+
+class GradingRun:
+    """`course check --report grades.html` running in the background since the session began."""
+
+    def __init__(self, folder: Path) -> None:
+        self.report = folder / "grades.html"
+        self.submissions = ["lessons/00_setup.ipynb", "solutions/00_setup.ipynb"]
+        for name in self.submissions:
+            (folder / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(ROOT / name, folder / name)
+        self.log = folder / "course-check.log"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "course_utils.cli", "check", *self.submissions, "--jobs", "2",
+             "--report", str(self.report)],
+            cwd=folder, stdout=self.log.open("wb"), stderr=subprocess.STDOUT,
+            env=dict(os.environ, PYTHONPATH=str(ROOT)))
+
+    def wait(self, timeout: float = 600) -> Path:
+        """The report, once grading ended (exit 1: the untouched lesson is not attempted)."""
+        code = self.process.wait(timeout)
+        if code not in (0, 1) or not self.report.is_file():
+            raise RuntimeError(f"course check exited with {code}:\n{self.log.read_text()[-3000:]}")
+        return self.report
