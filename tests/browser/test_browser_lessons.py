@@ -145,5 +145,6 @@ def test_lesson_07_explorer_is_live(lesson_07: Any, artifacts: Path) -> None:
     after_slider = plot.get_attribute("src")
     explorer.get_by_role("button", name="eval_loss").click()
     labui.wait_image_changes(explorer, ".widget-output img", after_slider)
+    assert labui.error_outputs(page) == []
     explorer.scroll_into_view_if_needed()
     out.screenshot(path=str(artifacts / "lesson-07-explorer.png"))
