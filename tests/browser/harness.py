@@ -90,7 +90,7 @@ def start_lab(scratch: Path, timeout: float = 90) -> LabServer:
     port, token = free_port(), secrets.token_hex(16)
     log = scratch / "jupyter-lab.log"
     process = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
          f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
          "--ServerApp.port_retries=0", "--allow-root", "--LabApp.news_url=None",
          "--LabApp.extension_manager=readonly", "--LabApp.expose_app_in_browser=True",

@@ -33,6 +33,18 @@ def test_report_shows_the_plot_and_every_verdict_and_fetches_nothing(
     page.goto(report.as_uri())
     page.wait_for_load_state("load")
 
+    rows = page.evaluate("""() => [...document.querySelectorAll('table')].map(t =>
+        [...t.querySelectorAll('tr')].slice(1).map(r => [...r.cells].map(c => c.innerText)))""")
+    rates, submissions = rows
+    assert sorted(r[0] for r in submissions) == sorted(EXPECTED)
+    for path, lesson, score, verdicts, _notes in submissions:
+        assert lesson == "00"
+        want = EXPECTED[path]
+        assert [v.split(" —")[0] for v in verdicts.splitlines()] == [
+            f"{k}: {want}" for k in exercises], (path, verdicts)
+        assert score == ("2/2" if want == "passed" else "0/2")
+    assert [r[:4] for r in rates] == [[k, "1", "2", "50%"] for k in exercises]
+
     plot = page.locator("img[alt='pass rate per exercise']")
     assert plot.count() == 1 and plot.is_visible()
     width, height = labui.image_size(plot)
@@ -40,17 +52,6 @@ def test_report_shows_the_plot_and_every_verdict_and_fetches_nothing(
     # two bars at a pass rate of 50% paint about a quarter of the picture (0.27 measured); a
     # truncated or blank picture keeps its size but paints next to nothing (half a PNG: 0.014)
     assert labui.painted_share(plot) > 0.1
-
-    rows = page.evaluate("""() => [...document.querySelectorAll('table')].map(t =>
-        [...t.querySelectorAll('tr')].slice(1).map(r => [...r.cells].map(c => c.innerText)))""")
-    rates, submissions = rows
-    assert [r[:4] for r in rates] == [[k, "1", "2", "50%"] for k in exercises]
-    assert sorted(r[0] for r in submissions) == sorted(EXPECTED)
-    for path, lesson, score, verdicts, _notes in submissions:
-        assert lesson == "00"
-        want = EXPECTED[path]
-        assert [v.split(" —")[0] for v in verdicts.splitlines()] == [f"{k}: {want}" for k in exercises]
-        assert score == ("2/2" if want == "passed" else "0/2")
 
     outside = [u for u in requested if not u.startswith(("file:", "data:"))]
     assert outside == [], outside
