@@ -23,3 +23,35 @@ for _key, _value in {
     "PYTHONWARNINGS": "ignore",
 }.items():
     os.environ[_key] = _value
+
+# Under `pytest -n N`, N workers (and the notebook kernels they start) share the cores: one CPU
+# thread each, so no worker's torch threads spin while waiting for a core another worker holds.
+if int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")) > 1:
+    for _key in ("OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(_key, "1")
+
+_TESTS = Path(__file__).resolve().parent / "tests"
+# Modules whose tests share a module-scoped fixture (a trained model, a graded class, a service).
+SHARED_FIXTURE_MODULES = frozenset(
+    p.name for p in _TESTS.glob("test_*.py") if '@pytest.fixture(scope="module")' in p.read_text())
+# Modules that execute whole notebooks, one per test: the longest tests, started first.
+NOTEBOOK_MODULES = ("test_grading_lessons.py", "test_rehearsal.py")
+
+
+def pytest_collection_modifyitems(items):
+    """Notebook-executing modules first, so that `-n 2` ends on short tests, not on a lesson."""
+    items.sort(key=lambda item: item.path.name not in NOTEBOOK_MODULES)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """`-n N` scheduling: a module with a module-scoped fixture goes to one worker as one unit (its
+    fixture is built once); every other test is a unit of its own, so the notebooks spread. (This
+    is what `--dist loadgroup` would do, but pytest 9 ignores the node-id suffix it relies on.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedFixturesTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if Path(module).name in SHARED_FIXTURE_MODULES else nodeid
+
+    return SharedFixturesTogether(config, log)

@@ -8,9 +8,11 @@ Subpackages by concern, so the code behind any notebook cell is one hop away:
                  plain loop (``loop``), the ``Trainer`` recipe for every task (``trainer``), learning
                  curves (``curves``), ``ner``, ``qa``, reports and sweeps (``evaluation``), data
                  quality (``quality``).
-- ``llm/``       lessons 08-11: the tiny causal LM and LoRA (``causal_lm``), quantisation and memory
+- ``llm/``       lessons 08-11: the generated world the tiny LMs learn and their chat layouts
+                 (``tiny_world``), the tiny causal LM and LoRA (``causal_lm``), quantisation and memory
                  (``peft_tools``), method comparison (``methods``), chat JSONL (``chat_data``),
-                 generated support tickets (``support_tickets``).
+                 generated support tickets (``support_tickets``); lessons 13-14: TRL's SFT
+                 (``sft``, ``instruct_data``), DPO (``dpo``, ``preference_data``), ``judging``.
 - ``service/``   the local OpenAI-compatible fine-tuning service: on-disk store (``store``), base
                  model and training worker (``jobs``), chat completions (``chat``), request models
                  (``schemas``), errors (``errors``), FastAPI app and runners (``server``,

@@ -256,3 +256,20 @@ def test_the_bwrap_command_shows_only_the_package_the_environment_and_the_submis
     for source in sources:  # nothing that contains solutions/ or is $HOME
         assert not (ROOT / "solutions").is_relative_to(source) and source != str(Path.home()), source
     assert argv[argv.index("--processes") + 1] == "64"
+
+
+def test_parallel_kernels_share_the_cores_unless_a_thread_count_was_chosen(monkeypatch, tmp_path):
+    from course_utils.grading.grade import Limits, share_cores
+    from course_utils.grading.kernel import THREAD_VARIABLES, _environment
+
+    for name in THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setattr("os.cpu_count", lambda: 8)
+    assert share_cores(Limits(), 1).environment == {}
+    assert share_cores(Limits(), 2).environment == {"OMP_NUM_THREADS": "4", "MKL_NUM_THREADS": "4"}
+    assert share_cores(Limits(), 16).environment["OMP_NUM_THREADS"] == "1"
+    chosen = Limits(environment={"OMP_NUM_THREADS": "3"})
+    assert share_cores(chosen, 2) == chosen
+    assert "OMP_NUM_THREADS" not in _environment(tmp_path, "tiny")
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the instructor's own choice reaches the kernel
+    assert share_cores(Limits(), 2) == Limits() and _environment(tmp_path, "tiny")["OMP_NUM_THREADS"] == "2"

@@ -22,7 +22,7 @@ def _quick_start() -> list[str]:
 def test_quick_start_is_two_commands_install_and_test():
     install, test = _quick_start()
     assert 'pip install -e ".[dev]"' in install and install.rstrip().endswith("course run")
-    assert test == "python -m pytest"
+    assert test == "python -m pytest -n 2"
 
 
 def test_ci_runs_the_readme_test_command_after_the_same_install():

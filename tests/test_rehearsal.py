@@ -55,6 +55,8 @@ def test_outside_rehearsal_encoder_and_causal_lm_load_the_hub_ids(real, monkeypa
     ("course_utils.text.ner:conll2003", "lhoestq/conll2003"),
     ("course_utils.text.qa:squad", "rajpurkar/squad"),
     ("course_utils.vision.data:hub_image_task", "uoft-cs/cifar10"),
+    ("course_utils.llm.instruct_data:load_hub_sft_dataset", "trl-lib/Capybara"),
+    ("course_utils.llm.preference_data:load_hub_preference_dataset", "trl-lib/ultrafeedback_binarized"),
 ])
 def test_outside_rehearsal_datasets_come_from_the_hub(real, monkeypatch, loader, name):
     import importlib
@@ -182,6 +184,20 @@ def test_rehearsal_datasets_have_the_real_features(rehearsing):
     label = cifar["train"].features["label"]
     assert isinstance(label, ClassLabel) and label.names[:2] == ["airplane", "automobile"]
     assert cifar["train"][0]["img"].size == (32, 32)
+
+
+def test_rehearsal_chat_datasets_have_the_real_columns(rehearsing):
+    capybara = hub.load_dataset("trl-lib/Capybara")
+    assert set(capybara) == {"train", "test"}
+    assert set(capybara["train"].column_names) == {"source", "messages", "num_turns"}
+    for row in capybara["train"]:
+        assert [m["role"] for m in row["messages"]] == ["user", "assistant"] * (len(row["messages"]) // 2)
+    prefs = hub.load_dataset("trl-lib/ultrafeedback_binarized")
+    assert set(prefs) == {"train", "test"}
+    assert set(prefs["train"].column_names) == {"chosen", "rejected", "score_chosen", "score_rejected"}
+    for row in prefs["train"]:
+        assert row["chosen"][:-1] == row["rejected"][:-1] and row["chosen"][-1]["role"] == "assistant"
+        assert row["score_chosen"] > row["score_rejected"]
 
 
 def test_rehearsal_backbones_are_torchvision_classes_with_the_enum_preprocessing(rehearsing):

@@ -8,7 +8,7 @@ import tempfile
 from pathlib import Path
 
 from ..checks import checker, expect, expect_callable, judge
-from ..llm.causal_lm import ONE_WORD_SYSTEM
+from ..llm.tiny_world import ONE_WORD_SYSTEM
 from ..llm.chat_data import content_text, validate_jsonl, write_jsonl
 from ..llm.support_tickets import SUPPORT_SYSTEM, broken_jsonl_lines, raw_support_tickets
 

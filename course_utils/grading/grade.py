@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import re
 import shutil
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -21,7 +22,7 @@ from course_utils import checks
 from course_utils.checks import ERROR, NOT_ATTEMPTED, PASSED, STATUSES, Result
 from course_utils.grading import sandbox as sandboxes
 from course_utils.grading import wire
-from course_utils.grading.kernel import probe_cell, run_confined
+from course_utils.grading.kernel import THREAD_VARIABLES, probe_cell, run_confined
 from course_utils.grading.submissions import (Submission, answer_errors, lesson_key, lesson_of,
                                               structure_notes)
 from course_utils.notebooks.build import read
@@ -44,8 +45,6 @@ class Limits:
 
     def for_lesson(self, number: str) -> "Limits":
         """These limits with every unset one filled in from lesson `number`'s stated budget."""
-        from dataclasses import replace
-
         from course_utils.notebooks.build import find_notebooks, lesson_info
 
         default = lesson_info(find_notebooks([number])[0]).limits(self.profile)
@@ -209,11 +208,21 @@ def _grade_one(args: tuple[Submission, Limits]) -> Grade:
     return grade(submission.path, limits, submission.name)
 
 
+def share_cores(limits: Limits, jobs: int) -> Limits:
+    """With `jobs` kernels at once, each gets its share of the cores as torch threads (more only
+    wait for each other), unless the grader or the limits already chose a thread count."""
+    if jobs <= 1 or any(k in limits.environment or k in os.environ for k in THREAD_VARIABLES):
+        return limits
+    threads = str(max(1, (os.cpu_count() or 1) // jobs))
+    return replace(limits, environment={**limits.environment, **dict.fromkeys(THREAD_VARIABLES, threads)})
+
+
 def grade_all(submissions: list[Submission], limits: Limits, jobs: int = 1,
               progress: bool = True) -> list[Grade]:
     """Grade many submissions, at most `jobs` at a time, each in its own process and kernel."""
     from tqdm.auto import tqdm
 
+    limits = share_cores(limits, jobs)
     work = [(s, limits) for s in submissions]
     bar = tqdm(total=len(work), desc="grading", disable=not progress or len(work) < 2)
     results: list[Grade] = []

@@ -130,6 +130,9 @@ class _Client(NotebookClient):
         return super().output(outs, msg, display_id, cell_index)
 
 
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS")  # the grader's thread choice reaches the kernel
+
+
 def _environment(workdir: Path, profile: str) -> dict[str, str]:
     """Variables the kernel sees: caches and settings inside its own scratch folder only."""
     private = str(workdir / ".private")
@@ -137,7 +140,8 @@ def _environment(workdir: Path, profile: str) -> dict[str, str]:
            "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "MPLBACKEND": "agg", "COURSE_CACHE": f"{private}/course-cache", "HF_HOME": f"{private}/hf",
            "MPLCONFIGDIR": f"{private}/matplotlib", "IPYTHONDIR": f"{private}/ipython",
-           "TORCH_HOME": f"{private}/torch", "JUPYTER_RUNTIME_DIR": f"{private}/jupyter"}
+           "TORCH_HOME": f"{private}/torch", "JUPYTER_RUNTIME_DIR": f"{private}/jupyter",
+           **{k: os.environ[k] for k in THREAD_VARIABLES if k in os.environ}}
 
 
 OUTPUT_CAP_STARTUP = f"""\

@@ -1,5 +1,5 @@
-"""A causal LM that really knows something, offline: a small Llama pretrained in seconds on a
-generated world of facts, plus the chat format, LoRA fine-tuning and generation helpers that the
+"""A causal LM that really knows something, offline: a small Llama pretrained in seconds on the
+generated world of `llm.tiny_world`, plus the LoRA fine-tuning and generation helpers that the
 PEFT lessons and the local fine-tuning service share."""
 
 from __future__ import annotations
@@ -17,36 +17,15 @@ import torch
 from tqdm.auto import tqdm
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedModel, PreTrainedTokenizerFast
 
+from course_utils.llm.tiny_world import (  # noqa: F401 (the lessons read them here too)
+    USER, ASSISTANT, END, SPECIALS, CHAT_TEMPLATE, IM_START, IM_END, CHATML_SPECIALS, CHATML_TEMPLATE,
+    ANIMALS, ATTRIBUTES, ONE_WORD_SYSTEM, QUESTIONS, STATEMENTS, world, format_chat, pretraining_corpus, style_pairs)
 from course_utils.profile import cache_dir
 from course_utils.text.models import quiet_transformers
 from course_utils.torch_utils import one_thread_on_cpu
 
 FULL_CAUSAL_LM = "Qwen/Qwen2.5-0.5B-Instruct"
 StepHook = Callable[[PreTrainedModel, int, float, dict[str, torch.Tensor]], None]
-USER, ASSISTANT, END = "<|user|>", "<|assistant|>", "<|end|>"
-SPECIALS = ["<pad>", "<unk>", "<s>", END, USER, ASSISTANT]
-# System (and developer) messages go in front of the next user turn, the way templates of models
-# without a system role do it (Llama-2, Gemma): the tiny LM has no system token, but still sees them.
-CHAT_TEMPLATE = ("{% set ns = namespace(system='') %}{% for m in messages %}"
-                 "{% if m['role'] in ('system', 'developer') %}{% set ns.system = ns.system + m['content'] + '\n\n' %}"
-                 "{% elif m['role'] == 'user' %}<|user|> {{ ns.system }}{{ m['content'] }}{% set ns.system = '' %}"
-                 "{% elif m['role'] == 'assistant' %}<|assistant|> {{ m['content'] }}<|end|>"
-                 "{% endif %}{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}")
-
-ANIMALS = ("fox owl bear wolf deer hare lynx mole newt seal crow duck frog goat hawk ibis "
-           "kiwi lark mink orca puma rook swan toad vole wren yak boar crab dove").split()
-ATTRIBUTES = {
-    "color": "red blue green black white brown grey gold".split(),
-    "home": "forest river desert cave hill lake marsh field".split(),
-    "food": "fish seeds grass berries insects nuts roots worms".split(),
-}
-# the system prompt of the one-word style task, the same in training files and at inference
-ONE_WORD_SYSTEM = "Answer with a single word."
-QUESTIONS = {"color": "what color is the {a} ?", "home": "where does the {a} live ?",
-             "food": "what does the {a} eat ?"}
-STATEMENTS = {"color": ["the {a} is {v} .", "a {a} is {v} in color .", "{a} color : {v} ."],
-              "home": ["the {a} lives in the {v} .", "you find the {a} in the {v} .", "{a} live : {v} ."],
-              "food": ["the {a} eats {v} .", "the {a} likes to eat {v} .", "{a} eat : {v} ."]}
 
 
 @dataclass(frozen=True)
@@ -63,74 +42,58 @@ class TinyLMConfig:
     lr: float = 5e-3
     seed: int = 0
     version: int = 1
+    chat: str = "course"  # "course": <|user|>/<|assistant|>/<|end|>; "chatml": Qwen's <|im_start|>/<|im_end|>
+    corpus: str = "facts+chat"  # "text": statements and plain-text Q&A lines, a base that never saw a chat
+    positions: int = 64
 
     def key(self) -> str:
-        return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
+        fields = asdict(self)
+        for name, default in (("chat", "course"), ("corpus", "facts+chat"), ("positions", 64)):
+            if fields[name] == default:  # older caches stay valid
+                del fields[name]
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:12]
 
 
-def world(seed: int = 0) -> dict[str, dict[str, str]]:
-    """The facts the tiny LM learns: each animal's color, home and food, drawn with a fixed seed."""
-    rng = random.Random(seed)
-    return {a: {k: rng.choice(vs) for k, vs in ATTRIBUTES.items()} for a in ANIMALS}
+# The base model of the instruction- and preference-tuning lessons: it read the world's facts as
+# plain text only (sentences, and questions followed by their answer, as on a FAQ page), never a
+# chat, so the chat layout and when to stop are what fine-tuning has to teach it.
+INSTRUCT_BASE = TinyLMConfig(chat="chatml", corpus="text", positions=128, steps=500)
 
 
-def format_chat(prompt: str, answer: str | None = None, system: str | None = None) -> str:
-    """One chat turn as the tiny LM sees it (a system prompt goes in front of the user text, as in
-    `CHAT_TEMPLATE`); leave out `answer` to get the prompt to generate from."""
-    text = f"{USER} {system + chr(10) * 2 if system else ''}{prompt}{ASSISTANT}"
-    return text if answer is None else f"{text} {answer}{END}"
-
-
-def pretraining_corpus(seed: int = 0) -> list[str]:
-    """What the base model reads: every fact as statements, and as full-sentence chat answers."""
-    lines = []
-    for a, facts in world(seed).items():
-        for k, v in facts.items():
-            lines += [t.format(a=a, v=v) for t in STATEMENTS[k]]
-            lines.append(format_chat(QUESTIONS[k].format(a=a), STATEMENTS[k][0].format(a=a, v=v)))
-    return lines
-
-
-def style_pairs(seed: int = 0, held_out: float = 0.3,
-                context: bool = False) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-    """The new task for fine-tuning: the same questions answered in one word (`red`, not `the fox
-    is red .`). Split by animal, so held-out pairs ask about animals the adapter never saw.
-    `context=True` puts the fact in the prompt, for a hub model that never read this world."""
-    animals = list(ANIMALS)
-    random.Random(seed + 1).shuffle(animals)
-    cut = int(len(animals) * (1 - held_out))
-    facts = world(seed)
-
-    def prompt(a: str, k: str) -> str:
-        fact = STATEMENTS[k][0].format(a=a, v=facts[a][k]) + " " if context else ""
-        return fact + QUESTIONS[k].format(a=a)
-
-    make = lambda names: [(prompt(a, k), facts[a][k]) for a in names for k in QUESTIONS]
-    return make(animals[:cut]), make(animals[cut:])
-
-
-def build_tokenizer(corpus: list[str], vocab: int) -> PreTrainedTokenizerFast:
+def build_tokenizer(corpus: list[str], vocab: int, chat: str = "course") -> PreTrainedTokenizerFast:
     """A byte-level BPE fitted to the corpus: its words become single tokens, and any other text
-    still encodes (byte fallback), which a chat service taking arbitrary prompts needs."""
+    still encodes (byte fallback), which a chat service taking arbitrary prompts needs.
+    `chat="chatml"` gives it Qwen's special tokens and chat layout instead of the course's own."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
+    if chat not in ("course", "chatml"):
+        raise ValueError(f"unknown chat format {chat!r}: use 'course' or 'chatml'")
+    specials = SPECIALS if chat == "course" else CHATML_SPECIALS
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab, special_tokens=SPECIALS, show_progress=False,
+    trainer = trainers.BpeTrainer(vocab_size=vocab, special_tokens=specials, show_progress=False,
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    tok.train_from_iterator(corpus, trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>",
-                                   bos_token="<s>", eos_token=END,
-                                   additional_special_tokens=[USER, ASSISTANT])
-    fast.chat_template = CHAT_TEMPLATE
+    # chat words the base model never reads still get tokens of their own, as in a real tokenizer
+    extra = ([f"{role}\n{q} i hope this helps ." for role in ("system", "user", "assistant")
+              for q in QUESTIONS.values()] * 30 if chat == "chatml" else [])
+    tok.train_from_iterator(corpus + extra, trainer)
+    if chat == "course":
+        fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>",
+                                       bos_token="<s>", eos_token=END,
+                                       additional_special_tokens=[USER, ASSISTANT])
+        fast.chat_template = CHAT_TEMPLATE
+    else:
+        fast = PreTrainedTokenizerFast(tokenizer_object=tok, pad_token="<pad>", unk_token="<unk>",
+                                       bos_token="<s>", eos_token=IM_END, additional_special_tokens=[IM_START])
+        fast.chat_template = CHATML_TEMPLATE
     return fast
 
 
 def _model_config(cfg: TinyLMConfig, tok: PreTrainedTokenizerFast) -> LlamaConfig:
     return LlamaConfig(vocab_size=len(tok), hidden_size=cfg.hidden, num_hidden_layers=cfg.layers,
                        num_attention_heads=cfg.heads, num_key_value_heads=cfg.heads,
-                       intermediate_size=cfg.intermediate, max_position_embeddings=64,
+                       intermediate_size=cfg.intermediate, max_position_embeddings=cfg.positions,
                        pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
                        eos_token_id=tok.eos_token_id, tie_word_embeddings=True)
 
@@ -187,8 +150,10 @@ def _train_loop(model: PreTrainedModel, batches, steps: int, lr: float, desc: st
 
 def pretrain(cfg: TinyLMConfig = TinyLMConfig(), progress: bool = True) -> tuple[PreTrainedModel, PreTrainedTokenizerFast]:
     """Train the tiny base model from scratch on the generated world (seconds on a CPU)."""
-    corpus = pretraining_corpus(cfg.seed)
-    tok = build_tokenizer(corpus, cfg.vocab)
+    if cfg.corpus not in ("facts+chat", "text"):
+        raise ValueError(f"unknown corpus {cfg.corpus!r}: use 'facts+chat' or 'text'")
+    corpus = pretraining_corpus(cfg.seed, chat=cfg.corpus == "facts+chat")
+    tok = build_tokenizer(corpus, cfg.vocab, cfg.chat)
     torch.manual_seed(cfg.seed)
     model = LlamaForCausalLM(_model_config(cfg, tok))
     rng = random.Random(cfg.seed)
@@ -216,7 +181,8 @@ def load_base(cfg: TinyLMConfig = TinyLMConfig(), progress: bool = True,
     with quiet_transformers():
         tok = PreTrainedTokenizerFast.from_pretrained(path)
         model = LlamaForCausalLM.from_pretrained(path, **kwargs)
-    tok.chat_template = CHAT_TEMPLATE  # the current template, also for checkpoints cached earlier
+    # the current template, also for checkpoints cached earlier
+    tok.chat_template = CHAT_TEMPLATE if cfg.chat == "course" else CHATML_TEMPLATE
     return model.eval(), tok
 
 
@@ -339,11 +305,13 @@ def generate(model: PreTrainedModel, tok, prompt: str, max_new_tokens: int = 12,
 
 
 def exact_match_rate(model: PreTrainedModel, tok, pairs: list[Pair], max_new_tokens: int = 8) -> float:
-    """Share of prompts whose greedy reply equals the expected answer exactly."""
+    """Generate greedy replies to (prompt, answer[, system]) pairs and score them with
+    `judging.exact_match`: the share equal to the expected answer."""
+    from course_utils.llm.judging import exact_match
+
     with one_thread_on_cpu(model):
-        hits = sum(generate(model, tok, p[0], max_new_tokens, p[2] if len(p) > 2 else None) == p[1]
-                   for p in pairs)
-    return hits / len(pairs)
+        replies = [generate(model, tok, p[0], max_new_tokens, p[2] if len(p) > 2 else None) for p in pairs]
+    return exact_match(replies, [p[1] for p in pairs])
 
 
 def timed(fn, *args, **kwargs):

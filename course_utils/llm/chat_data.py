@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 ROLES = ("system", "developer", "user", "assistant", "tool", "function")
 # keys OpenAI's fine-tuning format documents on a message (FineTuneChatRequestInput in the API spec)
@@ -231,6 +231,26 @@ def _check_message(m: Any, i: int, line: int, add) -> None:
         add(line, "bad_weight", f"message {i} has weight {m['weight']!r}; only 0 or 1 are allowed")
 
 
+def jsonl_objects(path: str | Path, report: ValidationReport, add) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for every non-blank line of a training file that parses as a JSON
+    object, counting each line in `report.n_examples` and reporting the ones that do not parse
+    or are not objects: the first pass both fine-tuning validators (chat and preference) share."""
+    text = Path(path).read_bytes().decode("utf-8", errors="replace")
+    for line, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        report.n_examples += 1
+        try:
+            ex = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            add(line, "invalid_json", f"not valid JSON ({exc.msg} at column {exc.colno})")
+            continue
+        if not isinstance(ex, dict):
+            add(line, "not_an_object", f"a JSON {type(ex).__name__}, not an object")
+            continue
+        yield line, ex
+
+
 def token_limit(model: str) -> int:
     """Tokens per example that `model` trains on; longer examples are truncated, not rejected."""
     return price_table()["max_tokens_per_example"].get(model, 65536)
@@ -248,19 +268,7 @@ def validate_jsonl(path: str | Path, model: str = DEFAULT_MODEL, min_examples: i
     add = lambda line, kind, msg, sev="error": report.problems.append(Problem(line, kind, msg, sev))
     seen: dict[str, int] = {}
     systems: dict[str | None, list[int]] = {}
-    text = Path(path).read_bytes().decode("utf-8", errors="replace")
-    for line, raw in enumerate(text.splitlines(), start=1):
-        if not raw.strip():
-            continue
-        report.n_examples += 1
-        try:
-            ex = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            add(line, "invalid_json", f"not valid JSON ({exc.msg} at column {exc.colno})")
-            continue
-        if not isinstance(ex, dict):
-            add(line, "not_an_object", f"a JSON {type(ex).__name__}, not an object")
-            continue
+    for line, ex in jsonl_objects(path, report, add):
         for key in sorted(set(ex) - EXAMPLE_KEYS):
             add(line, "unknown_example_key", f"unknown top-level key {key!r} (ignored)", "warning")
         messages = ex.get("messages")

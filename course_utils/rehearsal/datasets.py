@@ -111,3 +111,69 @@ def cifar10():
         return Dataset.from_dict({"img": images, "label": labels}, features=features)
 
     return DatasetDict(train=split(5), test=split(2))
+
+
+def _chat(rng: random.Random, turns: int) -> list[dict[str, str]]:
+    from course_utils.llm.instruct_data import answer
+    from course_utils.llm.tiny_world import ANIMALS, QUESTIONS
+
+    out = []
+    for _ in range(turns):
+        animal, attribute = rng.choice(ANIMALS), rng.choice(sorted(QUESTIONS))
+        out += [{"role": "user", "content": QUESTIONS[attribute].format(a=animal)},
+                {"role": "assistant", "content": answer(animal, attribute, rng.choice(["sentence", "verbose"]))}]
+    return out
+
+
+def _messages_feature():
+    from datasets import List, Value
+
+    return List({"content": Value("string"), "role": Value("string")})
+
+
+@dataset_standin("trl-lib/Capybara")
+def capybara():
+    """trl-lib/Capybara (dataset card `dataset_info`): source string, messages list of {content,
+    role} (alternating user/assistant, starting with user), num_turns int64; splits train (15,806)
+    and test (200)."""
+    from datasets import Dataset, DatasetDict, Features, Value
+
+    features = Features({"source": Value("string"), "messages": _messages_feature(),
+                         "num_turns": Value("int64")})
+    rng = random.Random(0)
+
+    def split(n: int) -> Dataset:
+        chats = [_chat(rng, rng.randint(1, 3)) for _ in range(n)]
+        return Dataset.from_dict({"source": ["Know-Logic"] * n, "messages": chats,
+                                  "num_turns": [len(c) for c in chats]}, features=features)
+
+    return DatasetDict(train=split(48), test=split(16))
+
+
+@dataset_standin("trl-lib/ultrafeedback_binarized")
+def ultrafeedback_binarized():
+    """trl-lib/ultrafeedback_binarized (dataset card `dataset_info`): chosen and rejected, each a
+    list of {content, role} (the user prompt, then one assistant reply), score_chosen and
+    score_rejected float64; no separate prompt column; splits train (62,135) and test (1,000)."""
+    from datasets import Dataset, DatasetDict, Features, Value
+
+    from course_utils.llm.instruct_data import answer
+    from course_utils.llm.tiny_world import ANIMALS, QUESTIONS
+
+    features = Features({"chosen": _messages_feature(), "rejected": _messages_feature(),
+                         "score_chosen": Value("float64"), "score_rejected": Value("float64")})
+    rng = random.Random(1)
+
+    def split(n: int) -> Dataset:
+        rows = {k: [] for k in features}
+        for _ in range(n):
+            animal, attribute = rng.choice(ANIMALS), rng.choice(sorted(QUESTIONS))
+            user = {"role": "user", "content": QUESTIONS[attribute].format(a=animal)}
+            rows["chosen"].append([user, {"role": "assistant", "content": answer(animal, attribute, "sentence")}])
+            rows["rejected"].append([user, {"role": "assistant", "content": answer(animal, attribute, "wrong")}])
+            high = rng.choice([7.0, 8.0, 9.0, 10.0])
+            rows["score_chosen"].append(high)
+            rows["score_rejected"].append(high - rng.choice([1.0, 2.0, 3.0]))
+        return Dataset.from_dict(rows, features=features)
+
+    return DatasetDict(train=split(48), test=split(16))
