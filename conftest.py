@@ -34,6 +34,9 @@ _TESTS = Path(__file__).resolve().parent / "tests"
 # Modules whose tests share a module-scoped fixture (a trained model, a graded class, a service).
 SHARED_FIXTURE_MODULES = frozenset(
     p.name for p in _TESTS.glob("test_*.py") if '@pytest.fixture(scope="module")' in p.read_text())
+# Folders whose tests share session-scoped fixtures (the browser tests: one JupyterLab, one
+# Chromium, one grading run), so that one worker builds them once.
+SHARED_SESSION_FOLDERS = ("tests/browser/",)
 # Modules that execute whole notebooks, one per test: the longest tests, started first.
 NOTEBOOK_MODULES = ("test_grading_lessons.py", "test_rehearsal.py")
 
@@ -52,6 +55,9 @@ def pytest_xdist_make_scheduler(config, log):
     class SharedFixturesTogether(LoadScopeScheduling):
         def _split_scope(self, nodeid: str) -> str:
             module = nodeid.split("::", 1)[0]
+            folder = next((f for f in SHARED_SESSION_FOLDERS if module.startswith(f)), None)
+            if folder is not None:
+                return folder
             return module if Path(module).name in SHARED_FIXTURE_MODULES else nodeid
 
     return SharedFixturesTogether(config, log)
