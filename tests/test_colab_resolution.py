@@ -1,8 +1,10 @@
-"""Installing the course in Colab leaves Colab's runtime packages as they are.
+"""Installing the course in Colab leaves Colab's runtime packages as they are, except exactly the
+ones its set-up cell announces (and asks a restart for).
 
 pip resolves the package's requirements for Colab's interpreter (CPython 3.13, manylinux x86_64)
 with every package of Colab's GPU image held at its version (tests/data/colab-pip-freeze.gpu.txt),
-except the Hugging Face training libraries, which the set-up cell may upgrade. Limitation: with a
+except `colab.UPGRADES_ON_COLAB` (Hugging Face data/training libraries only, `colab.MAY_UPGRADE`);
+each of those must be needed. Limitation: with a
 foreign `--python-version`, pip accepts wheels only, so requirements published only as source
 distributions are left out of the resolution (their own requirements are in our list already).
 """
@@ -109,14 +111,16 @@ def test_pip_resolves_with_colab_runtime_held_fixed(tmp_path):
     pins = colab_versions()
     for name in PREINSTALLED:
         _stub_wheel(tmp_path, name, pins[name])
-    # In Colab pip keeps whatever already satisfies a requirement, so first hold everything; only
-    # if that cannot resolve, let the Hugging Face training libraries move.
-    run, chosen = _resolve(tmp_path, pins)
-    if run.returncode:
-        run, chosen = _resolve(tmp_path, {n: v for n, v in pins.items() if n not in colab.MAY_UPGRADE})
+    # In Colab pip keeps whatever already satisfies a requirement and upgrades only what a new
+    # requirement needs: hold everything but the packages the set-up cell says it upgrades.
+    upgrades = set(colab.UPGRADES_ON_COLAB)
+    assert upgrades <= set(colab.MAY_UPGRADE)
+    run, chosen = _resolve(tmp_path, {n: v for n, v in pins.items() if n not in upgrades})
     assert run.returncode == 0, f"pip cannot resolve with Colab's packages held fixed:\n{run.stderr[-3000:]}"
     changed = {n: (pins[n], v) for n, v in chosen.items() if n in pins and pins[n] != v}
-    assert set(changed) <= set(colab.MAY_UPGRADE), f"Colab runtime packages would change: {changed}"
-    # the set-up cell tells learners to restart exactly when it upgrades something Colab imported
-    assert colab.UPGRADES_ON_COLAB == tuple(sorted(changed)), changed
+    # the set-up cell tells learners to restart exactly when it upgrades something Colab ships
+    assert set(changed) == upgrades, f"Colab runtime packages would change: {changed}"
+    for name in sorted(upgrades):  # and each upgrade it announces is needed
+        held = {n: v for n, v in pins.items() if n not in upgrades - {name}}
+        assert _resolve(tmp_path, held)[0].returncode != 0, f"{name} need not be upgraded"
     assert chosen["torch"] == pins["torch"] and chosen["numpy"] == pins["numpy"]

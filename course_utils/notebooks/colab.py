@@ -9,9 +9,11 @@ from course_utils import __version__
 
 DIST = "finetune-course"
 # The only Colab packages the install may upgrade (tests/test_colab_resolution.py), and those it
-# does upgrade today: none, because every lower bound is at or below Colab's version.
-MAY_UPGRADE = ("transformers", "datasets", "peft", "accelerate", "bitsandbytes", "trl")
-UPGRADES_ON_COLAB: tuple[str, ...] = ()
+# does upgrade today: TRL (every 1.x release) needs datasets >= 4.7, which needs pyarrow >= 21;
+# Colab ships datasets 4.0 and pyarrow 18.1. pyarrow is compiled and may already be loaded (pandas
+# looks for it on import), so the set-up cell asks for one restart.
+MAY_UPGRADE = ("transformers", "datasets", "pyarrow", "peft", "accelerate", "bitsandbytes", "trl")
+UPGRADES_ON_COLAB: tuple[str, ...] = ("datasets", "pyarrow")
 TEMPLATE = '''\
 # Set-up: only inside Google Colab, install this course's package. Colab's own packages (torch,
 # numpy, pandas, ...) stay at Colab's versions.
