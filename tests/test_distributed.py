@@ -290,3 +290,21 @@ def test_a_failing_rank_is_a_clear_error(tmp_path):
 def test_backend_and_processes_follow_the_device():
     assert launching.backend_for("cpu") == "gloo" and launching.processes_for("cpu") == 2
     assert launching.backend_for("cuda") == "nccl"
+
+
+def test_a_process_group_that_fails_to_form_is_launched_again_once(monkeypatch):
+    real, calls = ex15.two_ranks, []
+
+    def flaky(settings, run_dir, timeout):
+        calls.append(run_dir.name)
+        if len(calls) == 1:
+            raise RuntimeError("Gloo connectFullMesh failed with [...] Connection closed by peer")
+        return real(settings, run_dir, timeout)
+
+    ex15._RUNS.clear()
+    monkeypatch.setattr(ex15, "two_ranks", flaky)
+    assert evaluate("15.2", save_on_main).status == PASSED and calls == ["run1", "run2"]
+    ex15._RUNS.clear()
+    monkeypatch.setattr(ex15, "two_ranks", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("Gloo: peer gone")))
+    result = evaluate("15.2", save_on_main)  # failing twice is reported, never passed
+    assert result.status == FAILED and "did not finish" in result.message
