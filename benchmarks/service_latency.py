@@ -19,17 +19,8 @@ from openai import OpenAI
 
 from course_utils.llm.causal_lm import style_pairs
 from course_utils.llm.chat_data import chat_example, write_jsonl
+from course_utils.service.client import latencies
 from course_utils.service.server import local_service
-
-
-def timed(call, n: int) -> list[float]:
-    """Seconds per call, for `n` calls in a row."""
-    out = []
-    for _ in range(n):
-        start = time.perf_counter()
-        call()
-        out.append(time.perf_counter() - start)
-    return out
 
 
 def main() -> None:
@@ -43,7 +34,7 @@ def main() -> None:
                      model="gpt-4o-mini-2024-07-18", temperature=0, max_tokens=8,
                      messages=[{"role": "user", "content": "what color is the fox ?"}])}
         calls["chat (8 tokens)"]()  # load the model
-        idle = {name: timed(call, args.requests) for name, call in calls.items()}
+        idle = {name: latencies(call, args.requests) for name, call in calls.items()}
         train, _ = style_pairs()
         path = write_jsonl([chat_example(q, a) for q, a in train], Path(tempfile.mkdtemp()) / "train.jsonl")
         with open(path, "rb") as fh:
@@ -52,7 +43,7 @@ def main() -> None:
                                              hyperparameters={"n_epochs": 50, "batch_size": 4})
         while not any(e.type == "metrics" for e in client.fine_tuning.jobs.list_events(job.id, limit=3).data):
             time.sleep(0.05)
-        busy = {name: timed(call, args.requests) for name, call in calls.items()}
+        busy = {name: latencies(call, args.requests) for name, call in calls.items()}
         status = client.fine_tuning.jobs.retrieve(job.id).status
         client.fine_tuning.jobs.cancel(job.id)
     print(f"job status during the measurement: {status}")

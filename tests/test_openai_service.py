@@ -20,6 +20,7 @@ from course_utils.llm import instruct_data as data
 from course_utils.llm.causal_lm import style_pairs
 from course_utils.llm.chat_data import chat_example, write_jsonl
 from course_utils.llm.preference_data import to_openai
+from course_utils.service.client import latencies
 from course_utils.service.server import local_service
 from course_utils.service.store import TERMINAL
 
@@ -74,15 +75,6 @@ def steps_done(client, job_id):
     return max((e.data["step"] for e in events if e.type == "metrics"), default=0)
 
 
-def latencies(call, n=8):
-    out = []
-    for _ in range(n):
-        start = time.perf_counter()
-        call()
-        out.append(time.perf_counter() - start)
-    return out
-
-
 @pytest.fixture(scope="module")
 def train_file(client, tmp_path_factory):
     train, _ = style_pairs()
@@ -95,14 +87,14 @@ def finished(client, train_file):
     models = lambda: client.models.list()
     chat = lambda: ask(client, GPT, "what color is the fox ?", max_tokens=8)
     chat()  # load the base model once
-    idle = {"models": latencies(models), "chat": latencies(chat)}
+    idle = {"models": latencies(models, 8), "chat": latencies(chat, 8)}
     job = client.fine_tuning.jobs.create(model=GPT, training_file=train_file.id, suffix="oneword",
                                          method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": "auto"}}})
     assert job.status == "validating_files" and job.object == "fine_tuning.job"
     wait(client, job.id, until=("running",) + TERMINAL)
     while (first := steps_done(client, job.id)) < 1:  # the model is loaded; steps are under way
         time.sleep(0.05)
-    busy = {"models": latencies(models), "chat": latencies(chat)}
+    busy = {"models": latencies(models, 8), "chat": latencies(chat, 8)}
     during = steps_done(client, job.id) - first
     assert client.fine_tuning.jobs.retrieve(job.id).status == "running", "the job ended before the measurement did"
     measured = {"idle": idle, "training": busy, "steps_during_measurement": during}

@@ -110,7 +110,7 @@ def probe_build_trainer(build_trainer) -> dict:
         trainer = build_trainer(model, tok, args, train, evaluation, _metrics)
     except TypeError as exc:
         expect("tokenizer" not in str(exc), f"Trainer rejected an argument: {exc}",
-               "transformers 5 removed `Trainer(tokenizer=...)`: pass it as `processing_class=`")
+               "transformers 5 removed the `tokenizer` argument of `Trainer`: pass it as `processing_class=`")
         raise
     expect(isinstance(trainer, Trainer), f"return a transformers.Trainer, not {type(trainer).__name__}")
     batch = trainer.data_collator([train[0], train[1]])

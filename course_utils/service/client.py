@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import Any, Callable
 
 from course_utils.service.store import TERMINAL
 
@@ -35,3 +35,13 @@ def follow_job(client: Any, job_id: str, poll: float = 0.5, timeout: float = 360
             time.sleep(poll)
     finally:
         bar.close()
+
+
+def latencies(call: Callable[[], Any], n: int) -> list[float]:
+    """Seconds of each of `n` calls in a row: how responsive a service is, idle or while it trains."""
+    out = []
+    for _ in range(n):
+        start = time.perf_counter()
+        call()
+        out.append(time.perf_counter() - start)
+    return out
