@@ -93,7 +93,7 @@ def _check(args: argparse.Namespace) -> int:
     _rehearsal_profile(args)
     limits = Limits(notebook_seconds=args.timeout, cell_seconds=args.cell_timeout,
                     memory_gb=args.memory_gb, profile=args.profile, extra_checks=args.extra_checks,
-                    sandbox=args.sandbox,
+                    sandbox=args.sandbox, machine_reports=args.run_machine_reports,
                     environment=kernel_environment() if args.rehearsal else {})
     if args.extra_checks and not Path(args.extra_checks).is_file():
         raise FileNotFoundError(f"no extra-checks file {args.extra_checks}")
@@ -104,6 +104,11 @@ def _check(args: argparse.Namespace) -> int:
     with gather(args.paths) as submissions:
         grades = grade_all(submissions, limits, jobs=args.jobs)
     print(table(grades))
+    reports = sum(len(g.reports_skipped) for g in grades)
+    if reports:
+        print(f"not run: {reports} machine-report cell(s) in {sum(bool(g.reports_skipped) for g in grades)} "
+              "submission(s); in grading they would describe the sandbox (--run-machine-reports runs them)",
+              file=sys.stderr)
     extra = details(grades)
     if extra:
         print("\n" + extra)
@@ -176,6 +181,9 @@ def parser() -> argparse.ArgumentParser:
     c.add_argument("--sandbox", choices=("auto", "bwrap", "docker", "none"), default="auto",
                    help="where learner code runs: auto = the strongest that works here (bwrap), "
                         "none = unconfined, with a warning on every run")
+    c.add_argument("--run-machine-reports", action="store_true",
+                   help="also run cells that only report the machine (lesson 00's doctor; cell role "
+                        "`machine-report`): skipped by default, since in grading they describe the sandbox")
     c.set_defaults(func=_check)
     s = sub.add_parser("serve-openai", help="a local OpenAI-compatible fine-tuning service")
     s.add_argument("--host", default="127.0.0.1", help="interface (default: loopback only)")

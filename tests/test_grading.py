@@ -217,6 +217,8 @@ def test_check_command_grades_an_edited_lesson_and_fails_below_full_credit(tmp_p
     assert rows == {"00.1": NOT_ATTEMPTED, "00.2": FAILED}
     captured = capsys.readouterr()
     assert "T4" in captured.out and "sandbox:" in captured.err
+    # the doctor's cell (role machine-report) is not run, and the grader says so
+    assert "not run: 1 machine-report cell(s) in 1 submission(s)" in captured.err
 
 
 def test_sandbox_none_warns(tmp_path, capsys):
@@ -273,3 +275,18 @@ def test_parallel_kernels_share_the_cores_unless_a_thread_count_was_chosen(monke
     assert "OMP_NUM_THREADS" not in _environment(tmp_path, "tiny")
     monkeypatch.setenv("OMP_NUM_THREADS", "2")  # the instructor's own choice reaches the kernel
     assert share_cores(Limits(), 2) == Limits() and _environment(tmp_path, "tiny")["OMP_NUM_THREADS"] == "2"
+
+
+def test_only_code_cells_with_the_machine_report_role_are_skipped_in_grading():
+    from nbformat.v4 import new_code_cell, new_markdown_cell
+
+    from course_utils.grading.kernel import machine_report
+
+    report = {"course": {"role": "machine-report"}}
+    assert machine_report(new_code_cell("report()", metadata=report))
+    assert not machine_report(new_markdown_cell("report", metadata=report))
+    assert not machine_report(new_code_cell("report()", metadata={"course": {"role": "answer"}}))
+    assert not machine_report(new_code_cell("report()", metadata={"course": "machine-report"}))
+    lesson = nbformat.read(str(ROOT / "lessons" / "00_setup.ipynb"), 4)
+    assert [i for i, c in enumerate(lesson.cells) if machine_report(c)] == [4]
+    assert "report(" in lesson.cells[4].source

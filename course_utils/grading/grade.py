@@ -42,6 +42,7 @@ class Limits:
     sandbox: str = "auto"
     processes: int = 256
     environment: dict[str, str] = field(default_factory=dict)  # extra kernel variables, e.g. a rehearsal switch
+    machine_reports: bool = False  # also run cells whose role is `machine-report` (see kernel.machine_report)
 
     def for_lesson(self, number: str) -> "Limits":
         """These limits with every unset one filled in from lesson `number`'s stated budget."""
@@ -65,6 +66,7 @@ class Grade:
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # "cell N: Name: value" per learner-cell error
+    reports_skipped: list[int] = field(default_factory=list)  # machine-report cells not run
 
     @property
     def graded(self) -> bool:
@@ -181,7 +183,7 @@ def _grade(path: Path, limits: Limits, label: str) -> Grade:
         shutil.copy(path, workdir / "submission.ipynb")
         run = run_confined(nb, workdir, box, limits.profile, limits.notebook_seconds,
                            limits.cell_seconds, probe_budget, limits.memory_gb, limits.processes,
-                           probes, limits.environment)
+                           probes, limits.environment, limits.machine_reports)
     results = _verdicts(key, run, extras)
     learner_cells = run.notebook.cells[:-1]
     if run.interrupted:
@@ -198,7 +200,7 @@ def _grade(path: Path, limits: Limits, label: str) -> Grade:
               for i, c in enumerate(learner_cells) if c.cell_type == "code"
               for o in c.get("outputs", []) if o.get("output_type") == "error"]
     return Grade(label, lesson, results, problem=run.error, seconds=run.seconds, notes=notes,
-                 errors=errors)
+                 errors=errors, reports_skipped=run.reports_skipped)
 
 
 def _grade_one(args: tuple[Submission, Limits]) -> Grade:

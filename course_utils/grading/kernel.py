@@ -82,16 +82,28 @@ class Run:
     error: str | None = None
     interrupted: list[int] = field(default_factory=list)
     skipped: int = 0
+    reports_skipped: list[int] = field(default_factory=list)  # machine-report cells not run
     truncated: list[int] = field(default_factory=list)
     records: dict[str, dict] = field(default_factory=dict)
+
+
+MACHINE_REPORT = "machine-report"  # a cell's `course.role`: it describes the machine it runs on
+
+
+def machine_report(cell) -> bool:
+    """Whether a cell only reports the machine (lesson 00's doctor): in grading that machine is
+    the sandbox, so its output would say nothing about the learner's set-up. Skipping a cell can
+    only take learner code away, so the learner's own metadata may decide it."""
+    meta = cell.get("metadata", {}).get("course", {})
+    return cell.cell_type == "code" and isinstance(meta, dict) and meta.get("role") == MACHINE_REPORT
 
 
 class _Client(NotebookClient):
     """nbclient with grading limits: output caps, timed-out cells recorded, late cells skipped."""
 
-    def __init__(self, nb, run: Run, learner_deadline: float, **kw) -> None:
+    def __init__(self, nb, run: Run, learner_deadline: float, run_reports: bool = False, **kw) -> None:
         super().__init__(nb, **kw)
-        self.run_state, self.learner_deadline = run, learner_deadline
+        self.run_state, self.learner_deadline, self.run_reports = run, learner_deadline, run_reports
         self.chars: dict[int, int] = {}
         self.total = 0
         self.probe_total = 0
@@ -101,6 +113,9 @@ class _Client(NotebookClient):
         self.current = cell_index
         if not cell.metadata.get("course_grader") and time.monotonic() >= self.learner_deadline:
             self.run_state.skipped += cell.cell_type == "code"
+            return cell
+        if not self.run_reports and machine_report(cell):
+            self.run_state.reports_skipped.append(cell_index)
             return cell
         return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
 
@@ -202,8 +217,10 @@ def _seed_cache(target: Path) -> None:
 
 def run_confined(nb: nbformat.NotebookNode, workdir: Path, box: sandboxes.Sandbox, profile: str,
                  notebook_seconds: int, cell_seconds: int, probe_seconds: int, memory_gb: float,
-                 processes: int, probe_source: str, extra_env: dict[str, str] | None = None) -> Run:
-    """Execute the learner's cells and the probe cell in a confined kernel; collect records."""
+                 processes: int, probe_source: str, extra_env: dict[str, str] | None = None,
+                 run_reports: bool = False) -> Run:
+    """Execute the learner's cells and the probe cell in a confined kernel; collect records.
+    Machine-report cells are skipped unless `run_reports`."""
     nb.cells.append(new_code_cell(probe_source, metadata=dict(GRADER)))
     start = time.monotonic()
     learner_deadline = start + notebook_seconds
@@ -228,7 +245,7 @@ def run_confined(nb: nbformat.NotebookNode, workdir: Path, box: sandboxes.Sandbo
             return probe_seconds
         return max(1, min(cell_seconds, int(learner_deadline - time.monotonic()) + 1))
 
-    client = _Client(nb, run, learner_deadline, km=km, timeout_func=budget, allow_errors=True,
+    client = _Client(nb, run, learner_deadline, run_reports, km=km, timeout_func=budget, allow_errors=True,
                      interrupt_on_timeout=True, resources={"metadata": {"path": str(workdir)}})
     client.owns_km = True  # shut the kernel down at the end, as for a kernel nbclient made itself
     stopped = threading.Event()
