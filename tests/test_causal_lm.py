@@ -2,7 +2,6 @@
 that carries over to animals the adapter never saw."""
 
 import pytest
-import torch
 
 from course_utils.llm import causal_lm as clm
 

@@ -37,11 +37,16 @@ def test_balance():
 
 
 def test_split_keeps_duplicates_together_and_stratifies():
+    topic = ["account"] * 4 + ["upload"] * 2 + ["billing"] * 2  # per TRICKY sentence
     texts = [t for t in TRICKY for _ in range(3)] * 2
-    labels = ["x" if i % 2 else "y" for i in range(len(texts))]
-    train, val = leak_free_split(texts, None, val_fraction=0.4, seed=1)
+    labels = [topic[TRICKY.index(t)] for t in texts]
+    train, val = leak_free_split(texts, labels, val_fraction=0.4, seed=1)
     assert sorted(train + val) == list(range(len(texts))) and val
     assert leakage([texts[i] for i in train], [texts[i] for i in val]) == 0
+    # stratified: of each label's duplicate groups, round(40%) go to validation (account and
+    # billing have two groups each, upload one)
+    val_groups = {duplicate_groups(texts)[i]: labels[i] for i in val}
+    assert sorted(val_groups.values()) == ["account", "billing"]
     # a naive random split of the same data leaks
     assert leakage(texts[::2], texts[1::2]) > 0
 

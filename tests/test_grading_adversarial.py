@@ -28,7 +28,7 @@ GOOD_2 = "def choose_precision(cap):\n    return 'fp32' if cap is None else ('bf
 WRONG_2 = "def choose_precision(cap):\n    return 'bf16'"
 CORRECT = json.dumps(GOOD_1 + "\n" + GOOD_2)  # a string literal attack code can exec on success
 HIDDEN = Path(os.environ.get("COURSE_CACHE", "/tmp")).parent / "hidden_tests_adversarial.py"
-LIMITS = Limits(notebook_seconds=300, cell_seconds=15, check_seconds=3, memory_gb=2.0, extra_checks=str(HIDDEN))
+LIMITS = Limits(notebook_seconds=300, cell_seconds=8, check_seconds=3, memory_gb=2.0, extra_checks=str(HIDDEN))
 SANDBOXED = resolve_sandbox("auto").kind == "bwrap"
 PORT_HOLDER = socket.socket()
 PORT_HOLDER.bind(("127.0.0.1", 0))

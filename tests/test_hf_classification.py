@@ -1,15 +1,15 @@
-"""Trainer-based classification: metrics, dynamic padding, checkers, and the tiny model really learns."""
+"""Trainer-based classification: metrics, dynamic padding, checkers.
+
+That the tiny model really learns (accuracy up 0.3+) is asserted where it is taught: a claim in
+lesson 04, which tests/test_grading_lessons.py executes."""
 
 import numpy as np
 import pytest
-import torch
 
 from course_utils.checks import evaluate
-from course_utils.text.trainer import (classification_metrics, make_trainer, run_dir, to_dataset,
-                                            training_args)
+from course_utils.text.trainer import classification_metrics, to_dataset
 from course_utils.text.data import intent_splits
-from course_utils.text.models import (freeze_word_embeddings, load_sequence_classifier, load_tokenizer,
-                                      minilm_path)
+from course_utils.text.models import load_tokenizer, minilm_path
 
 
 @pytest.fixture(scope="module")
@@ -57,20 +57,3 @@ def test_checkers_reject_classic_mistakes(tokenizer):
     micro = lambda p: {**classification_metrics(p), "macro_f1": classification_metrics(p)["accuracy"]}  # noqa: E731
     for wrong in (axis0, micro):
         assert evaluate("04.2", wrong).status == "failed"
-
-
-def test_tiny_classifier_beats_untrained_baseline(tokenizer):
-    """Lesson 04's recipe (80 per intent, 2 epochs, lr 1e-4). Measured: untrained 0.23 accuracy,
-    trained 0.7x; we assert a gain of at least 0.25."""
-    train, test = intent_splits()
-    train = train.subset(80)
-    torch.manual_seed(0)
-    model = load_sequence_classifier(str(minilm_path()), train.names)
-    freeze_word_embeddings(model)
-    args = training_args(run_dir("tests"), epochs=2, lr=1e-4, batch_size=16, optim="adamw_torch",
-                         eval_strategy="no", logging_strategy="no")
-    trainer = make_trainer(model, tokenizer, args, to_dataset(tokenizer, train, 32), to_dataset(tokenizer, test, 32))
-    before = trainer.evaluate()["eval_accuracy"]
-    trainer.train()
-    after = trainer.evaluate()["eval_accuracy"]
-    assert after >= before + 0.25, (before, after)

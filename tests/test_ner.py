@@ -1,4 +1,7 @@
-"""NER: label alignment on hand-made cases, seqeval decoding, checkers, data generator."""
+"""NER: label alignment on hand-made cases, seqeval decoding, checkers, data generator.
+
+That the recipe learns (entity F1 up 0.3+) is asserted where it is taught: a claim in lesson 05,
+which tests/test_grading_lessons.py executes."""
 
 import numpy as np
 import pytest
@@ -91,29 +94,3 @@ def test_checkers_reject_classic_mistakes():
     assert evaluate("05.2", first).status == "failed"
     assert evaluate("05.2", copy_b).status == "failed"
     assert "B- turned into I-" in evaluate("05.2", copy_b).hint or evaluate("05.2", copy_b).hint
-
-
-def test_tiny_ner_model_beats_untrained_baseline(tokenizer):
-    """Lesson 05's recipe (300 sentences, 2 epochs, lr 2e-4). Measured: untrained entity F1 0.035,
-    trained 0.989 on test sentences with unseen names; we assert a gain of at least 0.6."""
-    import torch
-    from transformers import AutoModelForTokenClassification, DataCollatorForTokenClassification
-
-    from course_utils.text.trainer import make_trainer, run_dir, training_args
-    from course_utils.text.models import freeze_word_embeddings, quiet_transformers
-
-    train, test = (ner.to_dataset(p) for p in ner.generated_ner(300, 100))
-    prep = lambda ds: ds.map(lambda b: ner.tokenize_and_align(tokenizer, b), batched=True,  # noqa: E731
-                             remove_columns=ds.column_names)
-    torch.manual_seed(0)
-    with quiet_transformers():
-        model = AutoModelForTokenClassification.from_pretrained(str(minilm_path()), num_labels=len(ner.LABELS))
-    freeze_word_embeddings(model)
-    args = training_args(run_dir("tests"), epochs=2, lr=2e-4, optim="adamw_torch", eval_strategy="no",
-                         logging_strategy="no")
-    trainer = make_trainer(model, tokenizer, args, prep(train), prep(test), ner.make_compute_metrics(),
-                           DataCollatorForTokenClassification(tokenizer))
-    before = trainer.evaluate()["eval_f1"]
-    trainer.train()
-    after = trainer.evaluate()["eval_f1"]
-    assert after >= before + 0.6, (before, after)

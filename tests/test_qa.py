@@ -1,4 +1,7 @@
-"""Question answering: span labels round-trip to the answer text, windows, decoding, SQuAD metrics."""
+"""Question answering: span labels round-trip to the answer text, windows, decoding, SQuAD metrics.
+
+That the recipe learns (EM and F1 up 20+ points) is asserted where it is taught: a claim in
+lesson 06, which tests/test_grading_lessons.py executes."""
 
 import numpy as np
 import pytest
@@ -128,37 +131,3 @@ def test_checkers_reject_classic_mistakes():
     raw_f1 = lambda p, t: qa.f1(p.lower(), t.lower()) if p.strip(".") == p else 0.0  # noqa: E731
     for wrong in (set_f1, raw_f1, qa.exact_match):
         assert evaluate("06.2", wrong).status == "failed"
-
-
-def test_tiny_qa_model_beats_untrained_baseline(tokenizer):
-    """Lesson 06's recipe (300 examples, 48-token windows, 2 epochs, lr 2e-4). Measured: untrained
-    EM 0.0 / F1 5.5, trained EM 35.0 / F1 41.2 on 80 held-out questions; we assert +20 EM and +20 F1."""
-    import torch
-    from transformers import AutoModelForQuestionAnswering, DataCollatorWithPadding
-
-    from course_utils.text.trainer import make_trainer, run_dir, training_args
-    from course_utils.text.models import freeze_word_embeddings, quiet_transformers
-
-    train, test = qa.generated_qa(n_train=300, n_test=80)
-    train_raw, test_raw = qa.to_dataset(train), qa.to_dataset(test)
-    train_ds = train_raw.map(lambda b: qa.prepare_train_features(tokenizer, b, 48, 16), batched=True,
-                             remove_columns=train_raw.column_names)
-    feats = test_raw.map(lambda b: qa.prepare_eval_features(tokenizer, b, 48, 16), batched=True,
-                         remove_columns=test_raw.column_names)
-    torch.manual_seed(0)
-    with quiet_transformers():
-        model = AutoModelForQuestionAnswering.from_pretrained(str(minilm_path()))
-    freeze_word_embeddings(model)
-    args = training_args(run_dir("tests"), epochs=2, lr=2e-4, optim="adamw_torch", eval_strategy="no",
-                         logging_strategy="no")
-    trainer = make_trainer(model, tokenizer, args, train_ds, collator=DataCollatorWithPadding(tokenizer))
-
-    def score():
-        start, end = trainer.predict(feats.remove_columns(["example_id", "offset_mapping"])).predictions
-        return qa.squad_metrics(qa.best_answers(test, feats, start, end), test)
-
-    before = score()
-    trainer.train()
-    after = score()
-    assert after["exact_match"] >= before["exact_match"] + 20, (before, after)
-    assert after["f1"] >= before["f1"] + 20, (before, after)

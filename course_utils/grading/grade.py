@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable
 
 from course_utils import checks
-from course_utils.checks import ERROR, NOT_ATTEMPTED, PASSED, STATUSES, Result
+from course_utils.checks import ERROR, NOT_ATTEMPTED, PASSED, Result
 from course_utils.grading import sandbox as sandboxes
 from course_utils.grading import wire
 from course_utils.grading.kernel import THREAD_VARIABLES, probe_cell, run_confined

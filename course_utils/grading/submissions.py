@@ -13,7 +13,7 @@ from pathlib import Path
 import nbformat
 
 from course_utils import checks
-from course_utils.notebooks.build import exercise_cells, read
+from course_utils.notebooks.build import exercise_cells
 
 NAME_LESSON = re.compile(r"(?:^|[^0-9])(\d{2})_[A-Za-z]")
 LESSON_ID = re.compile(r"\d\d")
