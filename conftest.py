@@ -1,13 +1,16 @@
 """Test-wide environment: tiny profile, offline, every cache in one temporary folder.
 
-Set at import time, before nbval starts any kernel, so notebook kernels inherit it too.
+Set at import time, before any test starts a kernel, so notebook kernels inherit it too.
 """
 
 import os
 import tempfile
 from pathlib import Path
 
-_TMP = Path(tempfile.mkdtemp(prefix="course-tests-"))
+# One folder for the whole run: `pytest -n N` workers inherit the controller's, so the checkpoints
+# the course pretrains are built once, not once per worker (cache entries appear in one rename).
+_TMP = Path(os.environ.get("COURSE_TESTS_TMP") or tempfile.mkdtemp(prefix="course-tests-"))
+os.environ["COURSE_TESTS_TMP"] = str(_TMP)
 for _key, _value in {
     "COURSE_PROFILE": "tiny",
     "COURSE_CACHE": str(_TMP / "course"),
@@ -39,6 +42,36 @@ SHARED_FIXTURE_MODULES = frozenset(
 SHARED_SESSION_FOLDERS = ("tests/browser/",)
 # Modules that execute whole notebooks, one per test: the longest tests, started first.
 NOTEBOOK_MODULES = ("test_grading_lessons.py", "test_rehearsal.py")
+
+
+# What the course pretrains on first use and the grader copies into each kernel (kernel._seed_cache):
+# built by the controller while the workers collect, so that no notebook kernel pretrains its own.
+WARM_UP = """
+from course_utils.vision.backbones import pretrained_tiny_resnet
+from course_utils.llm.causal_lm import INSTRUCT_BASE, base_model_path
+pretrained_tiny_resnet(progress=False)
+base_model_path(progress=False)
+base_model_path(INSTRUCT_BASE, progress=False)
+"""
+
+
+def pytest_configure(config):
+    """Under `-n N`, the controller (which runs no test) pretrains the cached checkpoints in a
+    child process; a kernel that starts before one is ready builds its own, as it always could."""
+    import subprocess
+    import sys
+
+    if hasattr(config, "workerinput") or not getattr(config.option, "numprocesses", None):
+        return
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    config._course_warm_up = subprocess.Popen([sys.executable, "-c", WARM_UP], env=env,
+                                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def pytest_unconfigure(config):
+    warm_up = getattr(config, "_course_warm_up", None)
+    if warm_up is not None and warm_up.poll() is None:
+        warm_up.kill()
 
 
 def pytest_collection_modifyitems(items):

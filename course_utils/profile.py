@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -99,6 +103,31 @@ def cache_dir(*parts: str) -> Path:
     path = base.joinpath(*parts)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+@contextmanager
+def cache_entry(path: Path) -> Iterator[Path]:
+    """A scratch sibling of cache entry `path` (a file or a folder) to build it in, moved into
+    place in one rename when the block ends: a process that finds `path` never reads half an entry,
+    and two processes building the same entry at once both finish (the first copy stays)."""
+    scratch = path.parent / f".{path.name}.{os.getpid()}-{threading.get_ident()}.tmp"
+    _remove(scratch)
+    try:
+        yield scratch
+        try:
+            os.replace(scratch, path)  # a folder may replace only an empty one
+        except OSError:
+            if not path.exists() or not any(path.iterdir()):
+                raise
+    finally:
+        _remove(scratch)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path, ignore_errors=True)
+    elif path.exists():
+        path.unlink()
 
 
 @dataclass(frozen=True)

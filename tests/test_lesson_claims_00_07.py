@@ -1,7 +1,7 @@
 """Lessons 00-07 state their measured relations as claims and train with the learner's code.
 
-Static checks on the solution sources (the executed notebooks themselves run in the nbval pass,
-where a false claim raises `ClaimFailed`)."""
+Static checks on the solution sources (the notebooks themselves execute in
+tests/test_grading_lessons.py, where a false claim raises `ClaimFailed`)."""
 
 from __future__ import annotations
 

@@ -54,6 +54,24 @@ def test_cache_dir_respects_course_cache(monkeypatch, tmp_path):
     assert path == tmp_path / "models" / "x" and path.is_dir()
 
 
+def test_a_cache_entry_appears_whole_and_a_second_builder_keeps_the_first_copy(tmp_path):
+    folder = tmp_path / "model"
+    folder.mkdir()  # cache_dir() makes the entry's folder before anything is built in it
+    with profile.cache_entry(folder) as scratch:
+        scratch.mkdir()
+        (scratch / "config.json").write_text("first")
+        assert not (folder / "config.json").exists()  # nothing shows until the block ends
+    with profile.cache_entry(folder) as scratch:  # a process that started building at the same time
+        scratch.mkdir()
+        (scratch / "config.json").write_text("second")
+    assert (folder / "config.json").read_text() == "first"
+    single = tmp_path / "weights.pt"
+    with pytest.raises(RuntimeError), profile.cache_entry(single) as scratch:
+        scratch.write_text("half")
+        raise RuntimeError("the build failed")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no entry, no scratch left
+
+
 def test_setup_prints_one_line_with_everything(capsys, monkeypatch):
     monkeypatch.setenv("COURSE_PROFILE", "tiny")
     cfg = profile.setup(models={"tiny": "m-tiny", "full": "m-full"}, data={"tiny": "d", "full": "D"},

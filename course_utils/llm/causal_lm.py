@@ -20,7 +20,7 @@ from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedModel, PreTrai
 from course_utils.llm.tiny_world import (  # noqa: F401 (the lessons read them here too)
     USER, ASSISTANT, END, SPECIALS, CHAT_TEMPLATE, IM_START, IM_END, CHATML_SPECIALS, CHATML_TEMPLATE,
     ANIMALS, ATTRIBUTES, ONE_WORD_SYSTEM, QUESTIONS, STATEMENTS, world, format_chat, pretraining_corpus, style_pairs)
-from course_utils.profile import cache_dir
+from course_utils.profile import cache_dir, cache_entry
 from course_utils.text.models import quiet_transformers
 from course_utils.torch_utils import one_thread_on_cpu
 
@@ -168,9 +168,9 @@ def base_model_path(cfg: TinyLMConfig = TinyLMConfig(), progress: bool = True) -
     path = cache_dir("causal_lm", cfg.key())
     if not (path / "config.json").exists():
         model, tok = pretrain(cfg, progress)
-        with quiet_transformers():
-            tok.save_pretrained(path)
-            model.save_pretrained(path)
+        with quiet_transformers(), cache_entry(path) as scratch:
+            tok.save_pretrained(scratch)
+            model.save_pretrained(scratch)
     return path
 
 

@@ -15,7 +15,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 from course_utils.llm import causal_lm as clm
 from course_utils.llm import instruct_data as data
 from course_utils.llm.sft import lora_config, quiet_trl, train, trainer_settings
-from course_utils.profile import cache_dir
+from course_utils.profile import cache_dir, cache_entry
 from course_utils.text.models import quiet_transformers
 
 
@@ -50,9 +50,9 @@ def instruct_model(progress: bool = False) -> tuple[PreTrainedModel, PreTrainedT
                                  peft_config=lora_config())
         train(trainer)
         merged = trainer.model.merge_and_unload()
-        with quiet_transformers():
-            merged.save_pretrained(path)
-            tok.save_pretrained(path)
+        with quiet_transformers(), cache_entry(path) as scratch:
+            merged.save_pretrained(scratch)
+            tok.save_pretrained(scratch)
     from transformers import LlamaForCausalLM, PreTrainedTokenizerFast
 
     with quiet_transformers():

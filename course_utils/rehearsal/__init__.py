@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import importlib
 import os
-import shutil
 from pathlib import Path
 from typing import Any, Callable
 
-from course_utils.profile import cache_dir
+from course_utils.profile import cache_dir, cache_entry
 
 SIZES = ("shrunk", "full")
 VERSION = 2  # bump when a stand-in changes, so cached stand-in checkpoints are rebuilt
@@ -96,15 +95,9 @@ def checkpoint_dir(name: str) -> Path:
     build = _lookup(_CHECKPOINTS, name, "checkpoint")
     parent = cache_dir("rehearsal", f"v{VERSION}-{size()}")
     folder = parent / name.replace("/", "--")
-    if (folder / "config.json").exists():
-        return folder
-    tmp = parent / f".{folder.name}.{os.getpid()}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    build(size(), tmp)
-    try:
-        os.replace(tmp, folder)
-    except OSError:  # another process finished the same stand-in first
-        shutil.rmtree(tmp, ignore_errors=True)
+    if not (folder / "config.json").exists():
+        with cache_entry(folder) as scratch:
+            build(size(), scratch)
     return folder
 
 

@@ -8,7 +8,7 @@ from typing import Callable
 import torch
 from torch import nn
 
-from course_utils.profile import cache_dir
+from course_utils.profile import cache_dir, cache_entry
 from course_utils.vision.data import SOURCE_DIGITS, digits_task
 from course_utils.vision.models import TinyResNet, TinyWeights, config_hash
 from course_utils.vision.train import fit, with_turns
@@ -82,8 +82,9 @@ def pretrained_tiny_resnet(progress: bool = True, load: bool = True,
     history = fit(model, train, test, recipe["epochs"], recipe["lr"],
                   batch_size=recipe["batch_size"], seed=recipe["seed"], shift=recipe["shift"],
                   stage="pretraining on digits 0-4", progress=progress)
-    torch.save({"model": model.state_dict(), "accuracy": history.final_accuracy,
-                "recipe": recipe}, path)
+    with cache_entry(path) as scratch:
+        torch.save({"model": model.state_dict(), "accuracy": history.final_accuracy,
+                    "recipe": recipe}, scratch)
     if progress:
         print(f"pretrained the source model on digits {recipe['digits']} in "
               f"{sum(e.seconds for e in history.epochs):.1f} s: source test accuracy "
