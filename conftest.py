@@ -52,6 +52,8 @@ from course_utils.llm.causal_lm import INSTRUCT_BASE, base_model_path
 pretrained_tiny_resnet(progress=False)
 base_model_path(progress=False)
 base_model_path(INSTRUCT_BASE, progress=False)
+from course_utils.llm.dpo import instruct_model
+instruct_model()
 """
 
 

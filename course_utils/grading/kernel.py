@@ -210,7 +210,7 @@ def _seed_cache(target: Path) -> None:
     from course_utils.profile import cache_dir
 
     host = cache_dir()
-    for name in ("vision", "causal_lm"):
+    for name in ("vision", "causal_lm", "instruct_lm"):
         if (host / name).is_dir():
             shutil.copytree(host / name, target / name, dirs_exist_ok=True)
 
