@@ -117,7 +117,7 @@ def cache_entry(path: Path) -> Iterator[Path]:
         try:
             os.replace(scratch, path)  # a folder may replace only an empty one
         except OSError:
-            if not path.exists() or not any(path.iterdir()):
+            if not (path.is_dir() and any(path.iterdir())):
                 raise
     finally:
         _remove(scratch)

@@ -14,7 +14,7 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from course_utils.llm import causal_lm as clm
 from course_utils.llm import instruct_data as data
-from course_utils.llm.sft import lora_config, quiet_trl, train, trainer_settings
+from course_utils.llm.sft import lora_config, train_adapter, trainer_settings
 from course_utils.profile import cache_dir, cache_entry
 from course_utils.text.models import quiet_transformers
 
@@ -44,11 +44,8 @@ def instruct_model(progress: bool = False) -> tuple[PreTrainedModel, PreTrainedT
         animals, _ = data.split_animals()
         torch.manual_seed(0)  # the adapter's initial weights, as in lesson 13
         args = SFTConfig(**trainer_settings(), **recipe)
-        with quiet_trl():
-            trainer = SFTTrainer(model=model, args=args, processing_class=tok,
-                                 train_dataset=tokenized_dataset(data.conversations(animals), tok),
-                                 peft_config=lora_config())
-        train(trainer)
+        trainer, _ = train_adapter(SFTTrainer, model, tok, args,
+                                   tokenized_dataset(data.conversations(animals), tok))
         merged = trainer.model.merge_and_unload()
         with quiet_transformers(), cache_entry(path) as scratch:
             merged.save_pretrained(scratch)
@@ -123,9 +120,6 @@ def dpo_train(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, pairs:
                      per_device_train_batch_size=batch_size, max_length=max_length, lr_scheduler_type="linear",
                      warmup_steps=2)
     rows = [{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"]} for p in pairs]
-    with quiet_trl():
-        trainer = DPOTrainer(model=model, args=args, processing_class=tokenizer,
-                             train_dataset=Dataset.from_list(rows), callbacks=callbacks,
-                             peft_config=lora_config(target_modules, lora_r, lora_alpha))
-    history = train(trainer)
+    trainer, history = train_adapter(DPOTrainer, model, tokenizer, args, Dataset.from_list(rows),
+                                     lora_config(target_modules, lora_r, lora_alpha), callbacks)
     return trainer.model, history

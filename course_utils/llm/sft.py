@@ -168,6 +168,17 @@ def lora_config(targets: str | list[str] = "all-linear", r: int = 8, alpha: int 
     return LoraConfig(task_type="CAUSAL_LM", r=r, lora_alpha=alpha, lora_dropout=0.0, target_modules=targets)
 
 
+def train_adapter(trainer_class, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, args,
+                  dataset, peft_config=None, callbacks: list | None = None) -> tuple[Any, list[dict[str, float]]]:
+    """A TRL trainer (`SFTTrainer`, `DPOTrainer`) that wraps `model` in a fresh LoRA adapter
+    (`peft_config`, default `lora_config()`), trained quietly: the one construction lessons 13-14,
+    the instruct base and the service's jobs share. Returns the trainer and its log history."""
+    with quiet_trl():
+        trainer = trainer_class(model=model, args=args, processing_class=tokenizer, train_dataset=dataset,
+                                callbacks=callbacks, peft_config=peft_config or lora_config())
+    return trainer, train(trainer)
+
+
 # ---------------------------------------------------------------- packing vs padding
 
 
@@ -246,11 +257,8 @@ def sft_train(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, record
     args = SFTConfig(**plumbing, num_train_epochs=n_epochs,
                      learning_rate=learning_rate, per_device_train_batch_size=batch_size,
                      max_length=max_length, **loss)
-    with quiet_trl():
-        trainer = SFTTrainer(model=model, args=args, processing_class=tokenizer,
-                             train_dataset=Dataset.from_list(rows), callbacks=callbacks,
-                             peft_config=lora_config(target_modules, lora_r, lora_alpha))
-    history = train(trainer)
+    trainer, history = train_adapter(SFTTrainer, model, tokenizer, args, Dataset.from_list(rows),
+                                     lora_config(target_modules, lora_r, lora_alpha), callbacks)
     return trainer.model, history
 
 
