@@ -81,6 +81,18 @@ def torch_dtype(precision: str) -> torch.dtype:
     return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
 
 
+def resolve_seed(default: int = 0) -> int:
+    """The seed a lesson runs with: COURSE_SEED when set (so anyone can rerun a lesson with another
+    seed and see which of its numbers are robust), else the lesson's own `default`."""
+    value = os.environ.get("COURSE_SEED", "").strip()
+    if not value:
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"COURSE_SEED must be a whole number, not {value!r}") from None
+
+
 def seed_everything(seed: int = 0) -> int:
     """Seed python, numpy and torch so a rerun of a notebook prints the same numbers."""
     random.seed(seed)
@@ -142,20 +154,28 @@ class Setup:
     data: str
     budget: str
 
+    def seeds(self, n: int) -> tuple[int, ...]:
+        """`n` consecutive seeds starting at this lesson's seed, for a comparison repeated over
+        several samples and initialisations: COURSE_SEED moves all of them together."""
+        return tuple(range(self.seed, self.seed + n))
+
     def describe(self) -> str:
         """The one-line summary every notebook prints in its first code cell."""
         return (
             f"profile={self.profile} | device={self.device.type} ({self.precision}) | "
-            f"model={self.model} | data={self.data} | expected time: {self.budget}"
+            f"seed {self.seed} | model={self.model} | data={self.data} | "
+            f"expected time: {self.budget}"
         )
 
 
 def setup(models: dict[str, str], data: dict[str, str], budgets: dict[str, str],
           seed: int = 0, profile: str | None = None, quiet: bool = False) -> Setup:
-    """Resolve profile, device, precision and seed at the top of a lesson and print them."""
+    """Resolve profile, device, precision and seed at the top of a lesson and print them; the
+    seed is `seed` unless COURSE_SEED overrides it, and the lesson derives every seed from it."""
     name = resolve_profile(profile)
     device = pick_device() if name == "full" else torch.device("cpu")
-    result = Setup(name, device, mixed_precision(device, models[name]), seed_everything(seed),
+    result = Setup(name, device, mixed_precision(device, models[name]),
+                   seed_everything(resolve_seed(seed)),
                    models[name], data[name], budgets[name])
     if not quiet:
         print(result.describe())

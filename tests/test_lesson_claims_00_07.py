@@ -50,3 +50,23 @@ def test_a_false_claim_stops_the_run(monkeypatch):
     assert claim("two is more than one", 2 > 1, two=2)
     with pytest.raises(ClaimFailed, match=r"claim does not hold: one is more than two \(one=1\)"):
         claim("one is more than two", 1 > 2, one=1)
+
+
+def test_a_sweep_records_every_claim_and_keeps_going(monkeypatch, tmp_path, capsys):
+    import json
+
+    import numpy as np
+
+    log = tmp_path / "claims.jsonl"
+    monkeypatch.delenv("COURSE_REHEARSAL", raising=False)
+    monkeypatch.setenv("COURSE_CLAIMS_LOG", str(log))
+    assert claim("holds", True, gap=np.float32(0.25), n=3, names=("a", "b"))
+    with pytest.raises(ClaimFailed):  # logging alone changes nothing about failing
+        claim("fails", False, gap=float("nan"))
+    monkeypatch.setenv("COURSE_CLAIMS", "record")
+    assert not claim("fails again", False, gap=-0.5)
+    assert "claim does not hold (recorded for the sweep): fails again" in capsys.readouterr().out
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(r["text"], r["holds"]) for r in rows] == [("holds", True), ("fails", False), ("fails again", False)]
+    assert rows[0]["numbers"] == {"gap": 0.25, "n": 3.0, "names": "('a', 'b')"}
+    assert rows[1]["numbers"] == {"gap": "nan"} and rows[2]["numbers"] == {"gap": -0.5}

@@ -74,10 +74,40 @@ def test_a_cache_entry_appears_whole_and_a_second_builder_keeps_the_first_copy(t
 
 def test_setup_prints_one_line_with_everything(capsys, monkeypatch):
     monkeypatch.setenv("COURSE_PROFILE", "tiny")
+    monkeypatch.delenv("COURSE_SEED", raising=False)
     cfg = profile.setup(models={"tiny": "m-tiny", "full": "m-full"}, data={"tiny": "d", "full": "D"},
                         budgets={"tiny": "5 s", "full": "1 min"}, seed=1)
     out = capsys.readouterr().out.strip()
     assert out.count("\n") == 0
-    for part in ("profile=tiny", "device=cpu", "fp32", "model=m-tiny", "data=d", "5 s"):
+    for part in ("profile=tiny", "device=cpu", "fp32", "seed 1", "model=m-tiny", "data=d", "5 s"):
         assert part in out
     assert cfg.profile == "tiny" and cfg.seed == 1
+
+
+def test_course_seed_overrides_the_lesson_seed_and_is_printed(capsys, monkeypatch):
+    monkeypatch.setenv("COURSE_PROFILE", "tiny")
+    monkeypatch.setenv("COURSE_SEED", "3")
+    cfg = profile.setup(models={"tiny": "m", "full": "M"}, data={"tiny": "d", "full": "D"},
+                        budgets={"tiny": "5 s", "full": "1 min"}, seed=0)
+    assert cfg.seed == 3 and "seed 3" in capsys.readouterr().out
+    first = torch.rand(3)
+    profile.seed_everything(3)
+    assert torch.equal(first, torch.rand(3))  # setup seeded torch with the override
+    monkeypatch.setenv("COURSE_SEED", "three")
+    with pytest.raises(ValueError, match="COURSE_SEED must be a whole number"):
+        profile.resolve_seed()
+
+
+def test_the_suite_runs_on_the_seed_and_numeric_path_its_commit_drew():
+    """conftest.py draws both from the commit (or takes them from the environment), so kernels and
+    workers started by the suite compute with them."""
+    import os
+
+    from course_utils.numeric_paths import NUMERIC_PATHS
+
+    assert os.environ["COURSE_SEED"].lstrip("-").isdigit()
+    path = os.environ["COURSE_NUMERIC_PATH"]
+    assert path in NUMERIC_PATHS
+    for key in ("ONEDNN_MAX_CPU_ISA", "ATEN_CPU_CAPABILITY"):
+        assert os.environ.get(key) == NUMERIC_PATHS[path].get(key, os.environ.get(key))
+    assert profile.resolve_seed() == int(os.environ["COURSE_SEED"])
