@@ -96,8 +96,10 @@ def _resolve(tmp_path: Path, held: dict[str, str]) -> tuple[subprocess.Completed
     requirements = [r for r in project["dependencies"] if _norm(re.split(r"[<>=!~\[ ;]", r)[0]) not in SDIST_ONLY]
     report = tmp_path / "report.json"
     report.unlink(missing_ok=True)
+    # --target: pip before 24 takes a foreign --platform only with it (a fresh venv's bundled pip
+    # is 23 on Python 3.11); with --dry-run nothing is written there
     cmd = [sys.executable, "-m", "pip", "install", "--dry-run", "--ignore-installed", "--quiet",
-           "--report", str(report), "--python-version", "3.13", "--implementation", "cp",
+           "--target", str(tmp_path / "target"), "--report", str(report), "--python-version", "3.13", "--implementation", "cp",
            "--abi", "cp313", *(f"--platform={p}" for p in PLATFORMS), "--only-binary=:all:",
            "--find-links", str(tmp_path), "-c", str(tmp_path / "constraints.txt"), *requirements]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=900)

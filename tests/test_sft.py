@@ -5,6 +5,7 @@ the fine-tuning service makes) really teaches the tiny base model to answer held
 import pytest
 
 from course_utils.checks import evaluate, learner_or_reference
+from course_utils.claims import claim
 from course_utils.exercises.ex13 import _cases, _tokenizer
 from course_utils.llm import causal_lm as clm
 from course_utils.llm import instruct_data as data
@@ -95,7 +96,7 @@ def test_openai_records_become_one_row_per_trained_turn():
         sft.openai_to_prompt_completion([{"messages": [{"role": "user", "content": "x"}]}])
 
 
-def test_sft_train_teaches_the_base_to_answer_held_out_prompts():
+def test_sft_train_teaches_the_base_to_answer_held_out_prompts(course_seed):
     base, tok = clm.load_base(clm.INSTRUCT_BASE, progress=False)
     lesson = data.lesson_data("tiny")
     base_replies = judging.replies(base, tok, lesson["messages"])
@@ -106,22 +107,28 @@ def test_sft_train_teaches_the_base_to_answer_held_out_prompts():
     recipe = sft.SFT_RECIPES["tiny"]  # lesson 13's
     tuned, history = sft.sft_train(model, tok, lesson["train"], n_epochs=recipe["num_train_epochs"],
                                    learning_rate=recipe["learning_rate"],
-                                   batch_size=recipe["per_device_train_batch_size"], max_length=recipe["max_length"])
+                                   batch_size=recipe["per_device_train_batch_size"], max_length=recipe["max_length"],
+                                   seed=course_seed)
     assert hasattr(tuned, "peft_config")
     replies = judging.replies(tuned, tok, lesson["messages"])
     held_after = judging.heldout_loss(tuned, tok, lesson["heldout"])["loss"]
     after = judging.exact_match(replies, lesson["references"])
     # the base is deterministic (test below); measured on seeds 0-2: every reply stops, exact match
     # 0 -> 0.59, rubric 0.03 -> 0.83, held-out loss 8.5 -> 1.9 (lesson 13 claims >= 0.4 and > +0.5)
-    assert before == 0 and judging.stop_rate(replies) >= 0.8
+    assert before == 0
+    claim("test: sft_train, held-out replies stop", judging.stop_rate(replies) >= 0.8,
+          stop_rate=judging.stop_rate(replies))
     rubric_after = judging.rubric_score(replies, lesson["prompts"], lesson["facts"])
     print(f"exact match {before:.2f} -> {after:.2f}, rubric {rubric_before:.2f} -> {rubric_after:.2f}, "
           f"held-out loss {held_before:.2f} -> {held_after:.2f}")
-    assert after >= 0.4
-    assert rubric_after > rubric_before + 0.5
-    assert held_after < held_before - 3
+    claim("test: sft_train, held-out exact match 0.4 or more", after >= 0.4, exact_match=after)
+    claim("test: sft_train, the rubric rises by more than 0.5", rubric_after > rubric_before + 0.5,
+          before=rubric_before, after=rubric_after)
+    claim("test: sft_train, the held-out loss falls by more than 3", held_after < held_before - 3,
+          before=held_before, after=held_after)
     losses = [h["loss"] for h in history if "loss" in h]
-    assert losses[-1] < losses[0] / 3
+    claim("test: sft_train, the training loss falls threefold", losses[-1] < losses[0] / 3,
+          first=losses[0], last=losses[-1])
 
 
 def test_batched_judges_equal_one_at_a_time():
