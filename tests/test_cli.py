@@ -37,6 +37,19 @@ def test_run_reports_the_failing_cell(tmp_path, capsys):
     assert (tmp_path / "out" / "07_broken.ipynb").exists()
 
 
+def test_run_reports_the_cause_of_a_multi_line_error_not_its_decoration(tmp_path, capsys):
+    # a failed distributed launch ends its message in torchrun's ==== frame; the report must
+    # show the exception and the rank's cause, as it did not when the sweep met one
+    cell = ("raise RuntimeError(\"the 2-process launch of 'lesson' failed (exit 1):\\n\"\n"
+            "                   \"[rank1]: ValueError: the batch is empty\\n\" + '=' * 40)")
+    path = tmp_path / "15_broken.ipynb"
+    nbformat.write(new_notebook(cells=[new_code_cell(cell)]), str(path))
+    assert main(["run", str(path), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "RuntimeError: the 2-process launch of 'lesson' failed (exit 1):" in err
+    assert "ValueError: the batch is empty" in err
+
+
 def test_run_unknown_lesson_is_a_clear_error(capsys):
     assert main(["run", "nonexistent"]) == 2
     assert "no lesson matches" in capsys.readouterr().err

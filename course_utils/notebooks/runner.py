@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 import threading
 import time
@@ -53,10 +54,20 @@ def environment(**values: str | None) -> Iterator[None]:
         put(saved)
 
 
+_EXCEPTION_LINE = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Failed|Interrupt|Exit)\b")
+
+
 def _short_error(exc: BaseException) -> str:
+    """The failing cell's exception line and the few lines of message under it: a multi-line
+    message (a rank's traceback, a failed claim's numbers) ends in decoration, not in the cause."""
     if isinstance(exc, CellExecutionError):
-        lines = [ln for ln in str(exc).splitlines() if ln.strip()]
-        return lines[-1] if lines else "cell failed"
+        text = re.sub(r"\x1b\[[0-9;]*m", "", str(exc))  # the traceback's colours
+        lines = [ln.rstrip() for ln in text.splitlines() if ln.strip()]
+        starts = [i for i, ln in enumerate(lines) if _EXCEPTION_LINE.match(ln)]
+        if not starts:
+            return lines[-1] if lines else "cell failed"
+        wordy = [ln for ln in lines[starts[-1]:] if re.search(r"\w", ln)]
+        return " | ".join(wordy[:6])
     return f"{type(exc).__name__}: {exc}".splitlines()[0]
 
 
