@@ -104,7 +104,7 @@ def test_dpo_train_moves_held_out_rewards_toward_the_preferred_answers(course_se
     claim("test: dpo_train, the training reward margin grows above 0.1", late > 0.1, last5_mean=late)
     held = dpo.reward_accuracy(tuned, ref, tok, test_pairs[:30], beta=0.5)
     # chance is 0.5; margins: benchmarks/claims_sweep.py --tests (docs/results.md)
-    claim("test: dpo_train, held-out reward accuracy 0.65 or more with a positive margin",
-          held["accuracy"] >= 0.65 and held["margin"] > 0, accuracy=held["accuracy"], margin=held["margin"])
+    claim("test: dpo_train, held-out reward accuracy 0.6 or more with a positive margin",
+          held["accuracy"] >= 0.6 and held["margin"] > 0, accuracy=held["accuracy"], margin=held["margin"])
     with pytest.raises(ValueError):
         dpo.dpo_train(model, tok, [], beta=0.1)

@@ -179,7 +179,8 @@ def test_fine_tuned_model_answers_in_the_trained_style(client, finished):
     assert base != tuned and tuned == answer and len(base.split()) > 2
     replies = [ask(client, job.fine_tuned_model, q) for q, _ in held_out[:9]]
     one_word = sum(len(r.split()) == 1 for r in replies)
-    claim("test: the supervised job's model answers 7 of 9 held-out prompts in one word", one_word >= 7,
+    # 7-9 of 9 over seeds 0-4 x two CPU paths; the base answers none in one word
+    claim("test: the supervised job's model answers 5 of 9 held-out prompts in one word", one_word >= 5,
           one_word=one_word)
     ckpt = client.fine_tuning.jobs.checkpoints.list(job.id).data[-1].fine_tuned_model_checkpoint
     assert ask(client, ckpt, prompt)
@@ -345,18 +346,20 @@ def preference_lines(animals):
                        "rejected": reply(data.answer(a, k, "sentence"))}) for a, k, _ in data.qa_prompts(animals)]
 
 
-def mean_words(client, model, prompts):
-    """The mean length of `model`'s greedy replies to `prompts`, in words, and the replies."""
-    replies = [client.chat.completions.create(model=model, messages=m, temperature=0, max_tokens=12)
-               .choices[0].message.content for m in prompts]
-    return sum(len(r.split()) for r in replies) / len(replies), replies
+def greedy_replies(client, model, prompts):
+    """`model`'s greedy replies to `prompts`."""
+    return [client.chat.completions.create(model=model, messages=m, temperature=0, max_tokens=12)
+            .choices[0].message.content for m in prompts]
 
 
-def test_a_dpo_job_moves_held_out_answers_toward_the_preferred_style(client, raw, tmp_path, course_seed):
+def test_a_dpo_job_moves_held_out_answers_away_from_the_rejected_style(client, raw, tmp_path, course_seed):
     train_animals, test_animals = data.split_animals()  # held-out prompts ask about other animals
     f = upload(client, tmp_path, preference_lines(train_animals), "preferences.jsonl")
-    held_out = [data.prompt_messages(a, k) for a, k, _ in data.qa_prompts(test_animals)]
-    before, _ = mean_words(client, GPT_DPO, held_out)
+    asked = data.qa_prompts(test_animals)
+    held_out = [data.prompt_messages(a, k) for a, k, _ in asked]
+    rejected = [data.answer(a, k, "sentence") for a, k, _ in asked]
+    share_rejected = lambda replies: sum(r.strip() == t for r, t in zip(replies, rejected)) / len(rejected)
+    before = share_rejected(greedy_replies(client, GPT_DPO, held_out))
     after = {}
     for seed in (course_seed, course_seed + 1):
         job = client.fine_tuning.jobs.create(model=GPT_DPO, training_file=f.id, seed=seed, suffix="terse",
@@ -379,15 +382,18 @@ def test_a_dpo_job_moves_held_out_answers_toward_the_preferred_style(client, raw
         for c in ckpts:
             FineTuningJobCheckpoint.model_validate(c, strict=True)
         assert [c["step_number"] for c in ckpts] == [12, 8, 4]
-        after[seed], replies = mean_words(client, job.fine_tuned_model, held_out)
-        print(f"seed {seed}: mean words {before:.2f} -> {after[seed]:.2f}; replies {replies[:9]}")
-    # The base answers in sentences ("the fox is red ."); pure DPO with beta 0.1 makes replies
-    # terse, but on some seeds and CPUs only "." or "worms ." (likelihood displacement, lesson 14):
-    # the one-word share varied from 0.2 to 0.96 between machines, so the claim is the length.
-    # Margins: benchmarks/claims_sweep.py --tests (docs/results.md).
-    claim("test: a DPO job makes held-out replies terse (under half the base's words, both seeds)",
-          before > 5 and max(after.values()) < before / 2, base_words=before,
-          worst_words=max(after.values()), best_words=min(after.values()))
+        replies = greedy_replies(client, job.fine_tuned_model, held_out)
+        after[seed] = share_rejected(replies)
+        print(f"seed {seed}: held-out replies in the rejected style {before:.2f} -> {after[seed]:.2f}; {replies[:6]}")
+    # The base answers every held-out prompt with the rejected full sentence ("the fox is red .").
+    # DPO's loss asks that the rejected answer lose probability against the chosen one, and it
+    # does on every seed and CPU; what takes its place depends on the machine: the one-word answer
+    # on some, a single frequent word repeated ("insects . insects .") on others (likelihood
+    # displacement, lesson 14). So the test asserts the move away from the rejected answers, not
+    # the length or the facts of what replaces them. Margins: benchmarks/claims_sweep.py --tests.
+    claim("test: a DPO job moves held-out replies away from the rejected style (base: 3/4 or more, "
+          "after: 1/4 or less, both seeds)", before >= 0.75 and max(after.values()) <= 0.25,
+          base_share=before, worst_share=max(after.values()), best_share=min(after.values()))
 
 
 def test_malformed_preference_files_fail_the_job_with_an_error(client, raw, tmp_path):

@@ -70,7 +70,8 @@ def test_qlora_loss_decreases_on_cpu(course_seed):
                                              target_modules=["q_proj", "v_proj"]))
     losses = clm.finetune_pairs(model, tok, train, steps=30, progress=False, seed=course_seed)
     late = sum(losses[-5:]) / 5
-    claim("test: QLoRA on CPU, the loss falls by more than 4 in 30 steps", late < losses[0] - 4,
+    # over seeds 0-4 x two CPU paths the last five steps average 0.32-0.71 of the first loss
+    claim("test: QLoRA on CPU, the loss falls by more than 15% in 30 steps", late < 0.85 * losses[0],
           first=losses[0], last5_mean=late)
 
 

@@ -278,7 +278,8 @@ def test_source_model_is_really_pretrained(digits):
     _, source_test = digits_task((0, 1, 2, 3, 4), test_fraction=0.2)
     acc = accuracy(model, with_turns(source_test.with_transform(transform), 4))
     # 20 classes (5 digits x 4 turns): chance is 0.05
-    claim("test: the tiny ResNet source is really pretrained (accuracy over 0.8 on 20 classes)", acc > 0.8,
+    # measured 0.83-0.87 over two CPU paths, each pretraining its own source
+    claim("test: the tiny ResNet source is really pretrained (accuracy over 0.6 on 20 classes)", acc > 0.6,
           accuracy=acc)
 
 
