@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -35,6 +36,8 @@ from course_utils.numeric_paths import NUMERIC_PATHS
 
 ROOT = Path(__file__).resolve().parent.parent
 RAW = ROOT / "benchmarks" / "results" / "claims_sweep.jsonl"
+# rows of a sweep under way, one file per sweep so that two sweeps at once keep their own
+PARTIAL = RAW.with_name(f"claims_sweep.partial.{os.getpid()}.jsonl")
 RESULTS = ROOT / "docs" / "results.md"
 BEGIN, END = "<!-- claims-sweep:begin -->", "<!-- claims-sweep:end -->"
 
@@ -52,10 +55,21 @@ TRAINING_TESTS = (
     "tests/test_vision.py::test_transfer_beats_scratch_on_the_smallest_labelled_set",
     "tests/test_learning_curves.py::test_pretrained_beats_scratch_on_the_smallest_set",
     "tests/test_openai_service.py::test_fine_tuned_model_answers_in_the_trained_style",
-    "tests/test_openai_service.py::test_a_dpo_job_moves_held_out_answers_toward_the_preferred_style",
+    "tests/test_openai_service.py::test_a_dpo_job_moves_held_out_answers_away_from_the_rejected_style",
 )
 OFFLINE = {"HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
            "MPLBACKEND": "agg", "TOKENIZERS_PARALLELISM": "false", "PYTHONWARNINGS": "ignore"}
+
+
+def cpu_name() -> str:
+    """This machine's CPU as the table names it: model, widest vector unit, cores."""
+    info = Path("/proc/cpuinfo")
+    text = info.read_text() if info.exists() else ""
+    model = next((ln.split(":", 1)[1].strip() for ln in text.splitlines() if ln.startswith("model name")),
+                 platform.processor() or platform.machine())
+    flags = next((ln.split(":", 1)[1].split() for ln in text.splitlines() if ln.startswith("flags")), [])
+    isa = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2" if flags else "?"
+    return f"{model} ({isa}, {os.cpu_count()} cores)"
 
 
 def worker(path_name: str, seed: int, lessons: list[str], cache: str) -> None:
@@ -92,19 +106,21 @@ def _test_worker(path_name: str, seed: int, cache: str) -> None:
           flush=True)
 
 
+CPU = cpu_name()
+
+
 def _spawn(path_name: str, seed: int, lessons: list[str], cache: Path) -> list[dict]:
     env = dict(os.environ, **OFFLINE, **PATHS[path_name])
     for key in ("COURSE_SEED", "COURSE_CLAIMS", "COURSE_CLAIMS_LOG", "COURSE_REHEARSAL"):
         env.pop(key, None)
-    if "OMP_NUM_THREADS" not in PATHS[path_name]:
-        env.pop("OMP_NUM_THREADS", None)
-        env.pop("MKL_NUM_THREADS", None)
     cmd = [sys.executable, __file__, "--worker", path_name, str(seed), str(cache), *lessons]
-    start = time.perf_counter()
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    if done.returncode != 0:
-        print(done.stderr[-2000:], file=sys.stderr)
+    start, rows = time.perf_counter(), []
+    with subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, text=True) as worker_process:
+        for line in worker_process.stdout:
+            if line.startswith("{"):
+                rows.append({**json.loads(line), "cpu": CPU})
+                with open(PARTIAL, "a", encoding="utf-8") as partial:  # kept if the sweep is stopped
+                    partial.write(json.dumps(rows[-1]) + "\n")
     held = sum(c["holds"] for r in rows for c in r["claims"])
     total = sum(len(r["claims"]) for r in rows)
     errors = [f"{r['lesson']}: {r['error']}" for r in rows if r["error"]]
@@ -129,6 +145,7 @@ def sweep(lessons: list[str], seeds: list[int], paths: list[str], jobs: int) -> 
 def _merge(new: list[dict]) -> list[dict]:
     """Stored rows, with the runs just made replacing the same (lesson, path, seed)."""
     old = [json.loads(line) for line in RAW.read_text().splitlines()] if RAW.exists() else []
+    PARTIAL.unlink(missing_ok=True)
     fresh = {(r["lesson"], r["path"], r["seed"]) for r in new}
     rows = [r for r in old if (r["lesson"], r["path"], r["seed"]) not in fresh] + new
     RAW.parent.mkdir(parents=True, exist_ok=True)
@@ -148,11 +165,15 @@ def report(rows: list[dict]) -> str:
     runs = {(r["path"], r["seed"]) for r in rows}
     paths = sorted({p for p, _ in runs})
     seeds = sorted({s for _, s in runs})
-    out = [f"{len(seeds)} seeds ({', '.join(map(str, seeds))}) x {len(paths)} numeric paths "
-           f"({', '.join(paths)}): `portable` = "
-           + ", ".join(f"`{k}={v}`" for k, v in PATHS["portable"].items() if k != "MKL_NUM_THREADS")
-           + ", each path with a cache built from scratch. **held**: runs in which the claim held, "
-           "of all runs; numbers: min / median / max over the runs (one value: the same in all).", "",
+    shown_paths = "; ".join(f"`{p}`: " + " ".join(f"{k}={v}" for k, v in PATHS[p].items() if k != "MKL_NUM_THREADS")
+                            for p in paths)
+    lessons_on: dict[str, set[str]] = defaultdict(set)
+    for r in rows:
+        lessons_on[r.get("cpu", "a CPU not recorded")].add(r["lesson"][:2] if r["lesson"] != "tests" else "tests")
+    machines = "; ".join(f"{cpu}: {', '.join(sorted(ls))}" for cpu, ls in sorted(lessons_on.items()))
+    out = [f"Runs on {machines}.", "", f"{len(seeds)} seeds ({', '.join(map(str, seeds))}) x {len(paths)} numeric paths ({shown_paths}), "
+           "each path with a cache built from scratch. **held**: runs in which the claim held, of all "
+           "runs; numbers: min / median / max over the runs (one value: the same in all).", "",
            "| lesson | claim | held | numbers |", "|---|---|---|---|"]
     by_claim: dict[tuple[str, str], list[dict]] = defaultdict(list)
     errors = []
@@ -209,9 +230,14 @@ def main(argv: list[str]) -> int:
                         help="sweep the tests that assert a training outcome instead of the lessons")
     parser.add_argument("--report", action="store_true", help="only rewrite the table")
     args = parser.parse_args(argv)
-    rows = (json.loads(line) for line in RAW.read_text().splitlines()) if args.report else None
-    selection = ["--tests"] if args.tests else args.lessons
-    rows = list(rows) if rows is not None else _merge(sweep(selection, args.seeds, args.paths, args.jobs))
+    if args.report:  # the stored rows, and those of a sweep that was stopped
+        stopped = sorted(RAW.parent.glob("claims_sweep.partial.*.jsonl"))
+        rows = _merge([json.loads(line) for f in stopped for line in f.read_text().splitlines()])
+        for f in stopped:
+            f.unlink()
+    else:
+        selection = ["--tests"] if args.tests else args.lessons
+        rows = _merge(sweep(selection, args.seeds, args.paths, args.jobs))
     table = report(rows)
     write_results(table)
     print(table)

@@ -11,8 +11,10 @@ be set before torch starts.
 
 from __future__ import annotations
 
+# One thread on both, so that the paths differ in their kernels alone (and two runs share two
+# cores without oversubscribing them); the suite runs its kernels on one thread too.
 NUMERIC_PATHS: dict[str, dict[str, str]] = {
-    "default": {},
+    "default": {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
     "portable": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "default",
                  "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"},
 }
