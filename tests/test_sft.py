@@ -116,7 +116,7 @@ def test_sft_train_teaches_the_base_to_answer_held_out_prompts(course_seed):
     # the base is deterministic (test below). Over seeds 0-4 x two CPU paths (claims_sweep --tests),
     # each path pretraining its own base: every reply stops, rubric 0.03-0.06 -> 0.49-0.85, held-out
     # loss 8.5-9.6 -> 1.9-2.1; exact match 0 -> 0.04-0.63 depends on the CPU's base, so it is printed,
-    # not asserted (lesson 13's longer recipe asserts it)
+    # not asserted (lesson 13 says why)
     assert before == 0
     claim("test: sft_train, held-out replies stop", judging.stop_rate(replies) >= 0.8,
           stop_rate=judging.stop_rate(replies))
