@@ -67,7 +67,9 @@ def upload(client, tmp_path, examples, name="train.jsonl"):
 
 
 def ask(client, model, prompt, **options):
-    reply = client.chat.completions.create(model=model, messages=[{"role": "user", "content": prompt}],
+    """`model`'s greedy reply to `prompt`: a user message's text, or a whole list of messages."""
+    messages = [{"role": "user", "content": prompt}] if isinstance(prompt, str) else prompt
+    reply = client.chat.completions.create(model=model, messages=messages,
                                            **({"temperature": 0, "max_tokens": 12} | options))
     return reply.choices[0].message.content
 
@@ -346,12 +348,6 @@ def preference_lines(animals):
                        "rejected": reply(data.answer(a, k, "sentence"))}) for a, k, _ in data.qa_prompts(animals)]
 
 
-def greedy_replies(client, model, prompts):
-    """`model`'s greedy replies to `prompts`."""
-    return [client.chat.completions.create(model=model, messages=m, temperature=0, max_tokens=12)
-            .choices[0].message.content for m in prompts]
-
-
 def test_a_dpo_job_moves_held_out_answers_away_from_the_rejected_style(client, raw, tmp_path, course_seed):
     train_animals, test_animals = data.split_animals()  # held-out prompts ask about other animals
     f = upload(client, tmp_path, preference_lines(train_animals), "preferences.jsonl")
@@ -359,7 +355,7 @@ def test_a_dpo_job_moves_held_out_answers_away_from_the_rejected_style(client, r
     held_out = [data.prompt_messages(a, k) for a, k, _ in asked]
     rejected = [data.answer(a, k, "sentence") for a, k, _ in asked]
     share_rejected = lambda replies: sum(r.strip() == t for r, t in zip(replies, rejected)) / len(rejected)
-    before = share_rejected(greedy_replies(client, GPT_DPO, held_out))
+    before = share_rejected([ask(client, GPT_DPO, m) for m in held_out])
     after = {}
     for seed in (course_seed, course_seed + 1):
         job = client.fine_tuning.jobs.create(model=GPT_DPO, training_file=f.id, seed=seed, suffix="terse",
@@ -382,7 +378,7 @@ def test_a_dpo_job_moves_held_out_answers_away_from_the_rejected_style(client, r
         for c in ckpts:
             FineTuningJobCheckpoint.model_validate(c, strict=True)
         assert [c["step_number"] for c in ckpts] == [12, 8, 4]
-        replies = greedy_replies(client, job.fine_tuned_model, held_out)
+        replies = [ask(client, job.fine_tuned_model, m) for m in held_out]
         after[seed] = share_rejected(replies)
         print(f"seed {seed}: held-out replies in the rejected style {before:.2f} -> {after[seed]:.2f}; {replies[:6]}")
     # The base answers every held-out prompt with the rejected full sentence ("the fox is red .").
